@@ -1,0 +1,64 @@
+# earwitness — the two set-up commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+LOCK := requirements/ci.lock
+
+.PHONY: demo test test-fast lint format venv kafka-jars kafka-start kafka-stop bench clean helm-check
+
+## demo: the main job on embedded defaults (local broker, bundled sample, CPU engine without a GPU)
+demo: venv
+	scripts/demo
+
+## test: the whole suite (unit, broker, engine, slow)
+test: venv kafka-jars
+	$(BIN)/pytest
+
+## test-fast: unit tier only (no broker, no engine)
+test-fast: venv
+	$(BIN)/pytest -m "not kafka and not engine and not slow"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## venv: the pinned environment of requirements/ci.lock, installed with uv
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(LOCK) pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync $(LOCK)
+	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --no-deps -e .
+	touch $@
+
+## kafka-jars: the broker's jars from Maven Central (kafka/pom.xml → kafka/libs/)
+kafka-jars: kafka/libs/.resolved
+kafka/libs/.resolved: kafka/pom.xml
+	rm -rf kafka/libs
+	mvn -q -B -Dstyle.color=never -f kafka/pom.xml dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory=libs
+	touch $@
+
+kafka-start: kafka-jars
+	scripts/kafka-local start
+
+kafka-stop:
+	scripts/kafka-local stop
+
+## helm-check: pinned helm, then lint, render and validate the chart offline (tests/helm)
+helm-check: venv
+	scripts/install-helm >/dev/null
+	$(BIN)/pytest tests/helm
+
+bench: venv kafka-jars
+	$(BIN)/python bench/windowing.py
+
+clean:
+	-scripts/kafka-local stop
+	rm -rf $(VENV) kafka/libs .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -1,0 +1,77 @@
+"""Loading typed settings: a YAML or TOML file, overlaid by ``EARWITNESS_*`` environment variables.
+
+Settings classes are pydantic-settings models (frozen, validated, units in field names). The
+environment wins over the file, so a Helm chart or a shell can override one field without
+rewriting the file. Nested fields use ``__``: ``EARWITNESS_ENGINE__MAX_NUM_SEQS=64``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from earwitness.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Base of every root settings class (analyzer, alert runner).
+
+    Only root classes read the environment; their parts are plain frozen pydantic models.
+    Precedence, highest first: ``EARWITNESS_*`` environment, the config file, field defaults.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="EARWITNESS_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,  # secrets must not reach logs through validation errors
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return env_settings, init_settings, file_secret_settings
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(cls: type[S], path: Path | None = None) -> S:
+    """Build ``cls`` from ``path`` (``.yaml``/``.yml``/``.toml``; optional) and the environment."""
+    values = read_config_file(path) if path is not None else {}
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings{f' in {path}' if path else ''}:\n{exc}") from exc
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot parse config file {path}: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data

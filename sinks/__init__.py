@@ -1,0 +1,1 @@
+"""Captions → alerts: rules, incidents and delivery to alert receivers."""

@@ -1,0 +1,83 @@
+"""``earwitness alerts --config FILE``: load settings and rules, run the alert runner.
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT drain), 2 for invalid configuration or
+rules, 1 for a fatal runtime error (the orchestrator restarts the process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sinks.config import AlertsSettings
+    from sinks.rules import RuleSet
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, required=True, help="alerts settings (YAML/TOML)")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the settings and rules file, then exit"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from earwitness.config import load_settings
+    from earwitness.errors import ConfigError, FatalError
+    from sinks.config import AlertsSettings
+
+    try:
+        settings = load_settings(AlertsSettings, args.config)
+        rules = _load_rules(settings, args.config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    log.info(
+        "%d rule(s), %d receiver(s): %s",
+        len(rules),
+        len(settings.receivers),
+        ", ".join(settings.receivers),
+    )
+    if args.check:
+        return 0
+    try:
+        return _serve(settings, rules)
+    except FatalError as exc:
+        log.error("fatal: %s", exc)
+        return 1
+
+
+def _load_rules(settings: AlertsSettings, config_path: Path) -> RuleSet:
+    """Rules path relative to the config file's folder unless absolute."""
+    from sinks.rules import load_rules
+
+    rules_path = settings.rules_path
+    if not rules_path.is_absolute():
+        rules_path = config_path.parent / rules_path
+    rules = load_rules(rules_path)
+    rules.check_receivers(set(settings.receivers))
+    return rules
+
+
+def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
+    from sinks.metrics import AlertMetrics, MetricsServer
+    from sinks.runner import AlertRunner
+
+    metrics = AlertMetrics()
+    server = None
+    if settings.metrics_port is not None:
+        server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
+        log.info("metrics on :%d/metrics", server.port)
+    runner = AlertRunner(settings, rules, metrics)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop())
+    try:
+        return runner.run()
+    finally:
+        if server is not None:
+            server.stop()

@@ -1,0 +1,209 @@
+"""Settings of ``earwitness alerts``: rules path, Kafka topics, receivers, delivery policy.
+
+Loaded with ``earwitness.config.load_settings(AlertsSettings, path)``; ``EARWITNESS_*``
+variables override the file, e.g. ``EARWITNESS_RECEIVERS__OPS__SECRET=whsec_...`` sets the
+secret of the receiver named ``ops``. Secrets are ``SecretStr`` (``**********`` in reprs and
+logs) and may also come from a file (``secret_file``, ``url_file``, ``token_file``), read once
+at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from earwitness.config import Settings
+from sinks import formats
+from sinks.rules import Severity
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+class RetryPolicy(BaseModel):
+    """Per-attempt timeout, then exponential backoff with full jitter, then dead-letter."""
+
+    model_config = _FROZEN
+
+    timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one attempt (seconds).")
+    max_attempts: int = Field(default=8, ge=1, description="Attempts before dead-lettering.")
+    backoff_initial_s: float = Field(
+        default=0.5, ge=0, description="Backoff cap after the first failure (seconds)."
+    )
+    backoff_max_s: float = Field(
+        default=30.0, ge=0, description="Largest backoff between attempts (seconds)."
+    )
+
+
+class _Receiver(BaseModel):
+    model_config = _FROZEN
+
+    min_severity: Severity = Field(
+        default=Severity.INFO, description="Alerts below this severity skip this receiver."
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    resend_every_s: float | None = Field(
+        default=None, gt=0, description="Re-send firing alerts this often (seconds); null = never."
+    )
+
+
+def _secret_from_file(values: Any, field: str, file_field: str) -> Any:
+    """``<field>_file: PATH`` → ``<field>``: the file's content, stripped (unless set)."""
+    if not isinstance(values, dict) or values.get(file_field) is None:
+        return values
+    if values.get(field) is not None:  # e.g. from the environment: it wins over the file
+        return values
+    path = Path(values[file_field])
+    try:
+        return {**values, field: path.read_text(encoding="utf-8").strip()}
+    except OSError as exc:
+        raise ValueError(f"{file_field}: cannot read {path}: {exc.strerror}") from exc
+
+
+class WebhookReceiver(_Receiver):
+    """POST a JSON body signed per Standard Webhooks."""
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://", description="Endpoint URL.")
+    secret: SecretStr = Field(description="Signing secret, whsec_<base64>.")
+    secret_file: Path | None = Field(default=None, description="File holding the secret.")
+
+    _from_file = model_validator(mode="before")(
+        lambda values: _secret_from_file(values, "secret", "secret_file")
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, secret: SecretStr) -> SecretStr:
+        formats.webhook_key(secret.get_secret_value())
+        return secret
+
+
+class SlackReceiver(_Receiver):
+    """A Slack incoming webhook; its URL is the credential."""
+
+    type: Literal["slack"]
+    url: SecretStr = Field(description="Incoming webhook URL (secret).")
+    url_file: Path | None = Field(default=None, description="File holding the URL.")
+
+    _from_file = model_validator(mode="before")(
+        lambda values: _secret_from_file(values, "url", "url_file")
+    )
+
+
+class AlertmanagerReceiver(_Receiver):
+    """Alertmanager v2: ``POST <url>/api/v2/alerts``; firing alerts are re-sent."""
+
+    type: Literal["alertmanager"]
+    url: str = Field(pattern=r"^https?://", description="Base URL, e.g. http://am:9093.")
+    token: SecretStr | None = Field(default=None, description="Bearer token, if any.")
+    token_file: Path | None = Field(default=None, description="File holding the token.")
+    generator_url: str | None = Field(default=None, description="Link back to the source.")
+    resend_every_s: float | None = Field(default=60.0, gt=0)
+
+    _from_file = model_validator(mode="before")(
+        lambda values: _secret_from_file(values, "token", "token_file")
+    )
+
+
+class SyslogReceiver(_Receiver):
+    """RFC 5424 lines with a CEF message, over UDP or TCP (RFC 6587 octet counting)."""
+
+    type: Literal["syslog"]
+    host: str
+    port: int = Field(default=514, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "tcp"
+    facility: str = Field(default="local0", description="Syslog facility name.")
+    hostname: str | None = Field(default=None, description="HOSTNAME field; default: this host.")
+    app_name: str = Field(default="earwitness", max_length=48)
+
+    @field_validator("facility")
+    @classmethod
+    def _known_facility(cls, facility: str) -> str:
+        if facility not in formats.FACILITIES:
+            raise ValueError(f"unknown facility; one of {sorted(formats.FACILITIES)}")
+        return facility
+
+
+class JsonlReceiver(_Receiver):
+    """Append one JSON object per line to a file."""
+
+    type: Literal["jsonl"]
+    path: Path
+    fsync: bool = Field(default=True, description="fsync after each line (durable delivery).")
+
+
+class KafkaReceiver(_Receiver):
+    """Produce alerts to a Kafka topic (idempotent producer, acks=all)."""
+
+    type: Literal["kafka"]
+    topic: str
+    bootstrap_servers: str | None = Field(default=None, description="Default: kafka's.")
+
+
+Receiver = Annotated[
+    WebhookReceiver
+    | SlackReceiver
+    | AlertmanagerReceiver
+    | SyslogReceiver
+    | JsonlReceiver
+    | KafkaReceiver,
+    Field(discriminator="type"),
+]
+
+
+class KafkaSettings(BaseModel):
+    """Topics and client settings of the runner."""
+
+    model_config = _FROZEN
+
+    bootstrap_servers: str = "localhost:9092"
+    captions_topic: str = Field(default="captions", description="Caption events to consume.")
+    group_id: str = "earwitness-alerts"
+    state_topic: str = Field(
+        default="earwitness-alerts-state", description="Compacted topic of incident state."
+    )
+    dead_letter_topic: str = Field(
+        default="earwitness-alerts-dlq", description="Undeliverable alerts and bad captions."
+    )
+    transactional_id: str = Field(
+        default="earwitness-alerts-0", description="Unique per runner instance (pod ordinal)."
+    )
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=45_000, ge=6_000)
+    batch_max_events: int = Field(default=500, ge=1, description="Captions per checkpoint.")
+    batch_wait_ms: int = Field(default=500, ge=1, description="Wait for a batch to fill (ms).")
+    client_config: dict[str, str] = Field(
+        default_factory=dict, description="Extra librdkafka settings (security, TLS)."
+    )
+
+
+class AlertsSettings(Settings):
+    """Root settings of ``earwitness alerts``."""
+
+    # Validation errors must not echo secrets back (they end up in logs).
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
+    rules_path: Path = Field(description="The rules file (YAML).")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    receivers: dict[str, Receiver] = Field(
+        default_factory=dict, description="Receivers by name; rules refer to these names."
+    )
+    metrics_port: int | None = Field(default=9464, description="Prometheus port; null = off.")
+    metrics_host: str = "0.0.0.0"
+    drain_timeout_s: float = Field(
+        default=30.0, gt=0, description="On SIGTERM: time to finish in-flight deliveries."
+    )
+    tick_interval_s: float = Field(
+        default=1.0, gt=0, description="How often re-sends are considered (seconds)."
+    )
+
+    @field_validator("receivers")
+    @classmethod
+    def _names(cls, receivers: dict[str, Any]) -> dict[str, Any]:
+        for name in receivers:
+            if not name.replace("-", "_").isidentifier():
+                raise ValueError(f"receiver name {name!r}: letters, digits, '-' and '_' only")
+        return receivers

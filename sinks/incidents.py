@@ -1,0 +1,239 @@
+"""Incidents: one per rule + stream, opened and resolved across overlapping windows.
+
+Windows overlap (30 s windows, 10 s hop), so one bang shows up in three captions. The tracker
+turns those into one incident, in stream time (``window_end_ns``), never wall time::
+
+    stream time (s)    0    10   20   30   40   50   60   70   80   90
+    window 0  [0,30)   |=========match=|
+    window 1 [10,40)        |=========match=|
+    window 2 [20,50)             |=========match=|        last_match_end = 50
+    window 3 [30,60)                  |======quiet====|   60 - 50 < 30: still firing
+    window 4 [40,70)                       |======quiet====|
+    window 5 [50,80)                            |======quiet====|  80 - 50 >= 30: resolved
+                        ^ firing (window 0, min_windows=1)        ^ resolved
+
+* **match** (a caption the rule matches): opens a *pending* incident, or updates it; the
+  incident *fires* once ``min_windows`` matching windows were seen.
+* **quiet** (a caption it does not match, or a ``silence`` window: quiet audio is evidence the
+  sound is not happening): once ``window_end_ns - last_match_end_ns >= resolve_after_s``, a
+  firing incident resolves and a pending one is dropped silently.
+* **unknown** (``shed`` and ``error`` windows, or a caption with no text): no evidence either
+  way; neither counts toward ``min_windows`` nor resolves. The next real window decides, and
+  the gap they covered counts as non-matching time.
+
+The incident id is the UUIDv5 of rule id, stream id and the first matching window's
+(segment id, window index), so replaying the same captions yields the same ids. State is a
+plain frozen model per (rule, stream); :meth:`IncidentTracker.take_changes` hands out what
+changed (``None`` = deleted) for the compacted state topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from sinks.alerts import Alert, AlertState
+from sinks.rules import Rule, RuleSet
+from stream.events import CaptionEvent, EventKind
+
+log = logging.getLogger(__name__)
+
+_INCIDENT_NAMESPACE = uuid.UUID("3c0f8e1b-6a7d-5c2e-9f41-0b8d2a6e7c15")
+_NS_PER_S = 1_000_000_000
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class IncidentState(BaseModel):
+    """Everything needed to continue an incident after a restart."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule_id: str
+    stream_id: str
+    incident_id: str
+    status: Status
+    started_ns: int
+    last_match_ns: int
+    windows: int
+    matched: tuple[str, ...]
+    caption: str
+    first_segment_id: int
+    first_window_index: int
+    last_event_id: str
+
+    @property
+    def key(self) -> str:
+        return state_key(self.rule_id, self.stream_id)
+
+
+def state_key(rule_id: str, stream_id: str) -> str:
+    """The state topic key; rule ids cannot hold ``|``, so the split is unambiguous."""
+    return f"{rule_id}|{stream_id}"
+
+
+def incident_id(rule_id: str, stream_id: str, segment_id: int, window_index: int) -> str:
+    name = f"{rule_id}\x00{stream_id}\x00{segment_id}\x00{window_index}"
+    return str(uuid.uuid5(_INCIDENT_NAMESPACE, name))
+
+
+class IncidentTracker:
+    """Rule + stream incidents. Single-threaded: owned by the runner's poll loop."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._states: dict[str, IncidentState] = {}
+        self._changes: dict[str, IncidentState | None] = {}
+
+    def observe(self, event: CaptionEvent) -> tuple[list[Alert], list[str]]:
+        """Feed one caption event; returns (alerts to send, ids of rules it matched)."""
+        alerts: list[Alert] = []
+        matched_rules: list[str] = []
+        for rule in self._rules.for_stream(event.stream_id):
+            hits = _evidence(rule, event)
+            if hits is None:
+                continue
+            if hits:
+                matched_rules.append(rule.id)
+                alerts.extend(self._on_match(rule, event, hits))
+            else:
+                alerts.extend(self._on_quiet(rule, event))
+        return alerts, matched_rules
+
+    def firing(self) -> list[Alert]:
+        """A ``firing`` alert for every open incident (for periodic re-sends)."""
+        return [
+            _alert(self._rules.by_id[s.rule_id], s, AlertState.FIRING)
+            for s in self._states.values()
+            if s.status is Status.FIRING
+        ]
+
+    def open_count(self) -> dict[str, int]:
+        counts = {rule.id: 0 for rule in self._rules.rules}
+        for state in self._states.values():
+            if state.status is Status.FIRING:
+                counts[state.rule_id] += 1
+        return counts
+
+    def take_changes(self) -> dict[str, IncidentState | None]:
+        changes, self._changes = self._changes, {}
+        return changes
+
+    def restore(self, states: dict[str, IncidentState]) -> list[Alert]:
+        """Replace all state; firing incidents of rules no longer in the file resolve now."""
+        self._states, self._changes = {}, {}
+        alerts: list[Alert] = []
+        for key, state in states.items():
+            rule = self._rules.by_id.get(state.rule_id)
+            if rule is not None:
+                self._states[key] = state
+                continue
+            log.warning("rule %s is gone; dropping its incident %s", state.rule_id, key)
+            self._changes[key] = None
+            if state.status is Status.FIRING:
+                alerts.append(_orphan_resolved(state))
+        return alerts
+
+    def _on_match(self, rule: Rule, event: CaptionEvent, hits: tuple[str, ...]) -> list[Alert]:
+        key = state_key(rule.id, event.stream_id)
+        state = self._states.get(key)
+        if state is None:
+            state = _opened(rule, event, hits)
+        else:
+            state = state.model_copy(
+                update={
+                    "last_match_ns": max(state.last_match_ns, event.window_end_ns),
+                    "windows": state.windows + 1,
+                    "matched": hits,
+                    "caption": event.caption or "",
+                    "last_event_id": event.event_id,
+                }
+            )
+        alerts = []
+        if state.status is Status.PENDING and state.windows >= rule.min_windows:
+            state = state.model_copy(update={"status": Status.FIRING})
+            alerts.append(_alert(rule, state, AlertState.FIRING))
+        self._put(key, state)
+        return alerts
+
+    def _on_quiet(self, rule: Rule, event: CaptionEvent) -> list[Alert]:
+        key = state_key(rule.id, event.stream_id)
+        state = self._states.get(key)
+        if state is None:
+            return []
+        quiet_ns = event.window_end_ns - state.last_match_ns
+        if quiet_ns < rule.resolve_after_s * _NS_PER_S:
+            return []
+        self._put(key, None)
+        if state.status is Status.PENDING:
+            return []
+        return [_alert(rule, state, AlertState.RESOLVED, ended_ns=event.window_end_ns)]
+
+    def _put(self, key: str, state: IncidentState | None) -> None:
+        if state is None:
+            self._states.pop(key, None)
+        else:
+            self._states[key] = state
+        self._changes[key] = state
+
+
+def _evidence(rule: Rule, event: CaptionEvent) -> tuple[str, ...] | None:
+    """Hits (non-empty) on a match, ``()`` for quiet audio, None when the window tells nothing."""
+    if event.kind is EventKind.SILENCE:
+        return ()
+    if event.kind is not EventKind.CAPTION or not event.caption:
+        return None
+    return rule.matcher.evaluate(event.caption) or ()
+
+
+def _opened(rule: Rule, event: CaptionEvent, hits: tuple[str, ...]) -> IncidentState:
+    return IncidentState(
+        rule_id=rule.id,
+        stream_id=event.stream_id,
+        incident_id=incident_id(rule.id, event.stream_id, event.segment_id, event.window_index),
+        status=Status.PENDING,
+        started_ns=event.window_start_ns,
+        last_match_ns=event.window_end_ns,
+        windows=1,
+        matched=hits,
+        caption=event.caption or "",
+        first_segment_id=event.segment_id,
+        first_window_index=event.window_index,
+        last_event_id=event.event_id,
+    )
+
+
+def _alert(
+    rule: Rule, state: IncidentState, alert_state: AlertState, ended_ns: int | None = None
+) -> Alert:
+    return Alert(
+        alert_id=state.incident_id,
+        state=alert_state,
+        rule_id=rule.id,
+        description=rule.description,
+        severity=rule.severity,
+        stream_id=state.stream_id,
+        labels=rule.labels,
+        started_ns=state.started_ns,
+        last_match_ns=state.last_match_ns,
+        ended_ns=ended_ns,
+        windows=state.windows,
+        matched=state.matched,
+        caption=state.caption,
+        first_segment_id=state.first_segment_id,
+        first_window_index=state.first_window_index,
+        last_event_id=state.last_event_id,
+    )
+
+
+def _orphan_resolved(state: IncidentState) -> Alert:
+    orphan = Rule.model_validate(
+        {"id": state.rule_id, "description": "rule removed", "match": {"any": ["-"]}}
+    )
+    return _alert(orphan, state, AlertState.RESOLVED, ended_ns=state.last_match_ns)

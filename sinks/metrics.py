@@ -1,0 +1,71 @@
+"""Prometheus metrics of the alert runner, in a registry of their own.
+
+================================================  =========================================
+``earwitness_alerts_captions_total{kind}``        caption events consumed (``invalid`` = bad)
+``earwitness_alerts_rule_matches_total{rule}``    captions a rule matched
+``earwitness_alerts_incidents_open{rule}``        firing incidents now
+``earwitness_alerts_alerts_total{rule,state}``    alerts produced (before fan-out)
+``earwitness_alerts_deliveries_total``            per ``receiver`` and ``outcome``: ``ok``,
+                                                  ``failed`` (an attempt), ``retried``,
+                                                  ``dead_lettered``
+``earwitness_alerts_delivery_latency_seconds``    hand-off to delivered, retries included
+``earwitness_alerts_checkpoints_total{result}``   transactions committed / aborted
+================================================  =========================================
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class AlertMetrics:
+    """All metrics; one instance per runner (tests make many, hence the own registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.captions = Counter(
+            "earwitness_alerts_captions", "Caption events.", ["kind"], registry=r
+        )
+        self.matches = Counter(
+            "earwitness_alerts_rule_matches", "Rule matches.", ["rule"], registry=r
+        )
+        self.incidents_open = Gauge(
+            "earwitness_alerts_incidents_open", "Firing incidents.", ["rule"], registry=r
+        )
+        self.alerts = Counter("earwitness_alerts_alerts", "Alerts.", ["rule", "state"], registry=r)
+        self.deliveries = Counter(
+            "earwitness_alerts_deliveries",
+            "Delivery outcomes.",
+            ["receiver", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "earwitness_alerts_delivery_latency_seconds",
+            "Seconds from hand-off to delivery.",
+            ["receiver"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "earwitness_alerts_checkpoints", "Checkpoints.", ["result"], registry=r
+        )
+
+
+class MetricsServer:
+    """The ``/metrics`` HTTP endpoint; its thread belongs to the runner, stopped by ``stop()``."""
+
+    def __init__(self, metrics: AlertMetrics, host: str, port: int) -> None:
+        self._server, self._thread = start_http_server(port, host, registry=metrics.registry)
+        self._thread.name = "ew-alerts-metrics"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

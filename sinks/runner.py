@@ -1,0 +1,254 @@
+"""The alert runner: captions → rules → incidents → receivers → transactional checkpoint.
+
+Commit order, per batch (all on the poll-loop thread, the one that calls :meth:`run`)::
+
+    1. consume up to batch_max_events captions (read_committed, no auto-commit)
+    2. rules + incidents (pure, in memory)      → alerts, incident changes
+    3. hand (alert, receiver) jobs to the Dispatcher; pause the assignment and keep
+       polling (heartbeats, rebalance callbacks) until every job is delivered or
+       dead-lettered — the poll loop never blocks for longer than one short poll
+    4. one transaction: dead letters + incident changes + offsets (sinks.checkpoint)
+    5. resume the assignment
+
+A crash anywhere before 4 commits nothing: the captions are consumed again, the restored
+state replays them into the same incident ids, and receivers see duplicates with the same
+idempotency keys — never a loss. On revocation the in-flight batch is finished (up to
+``drain_timeout_s``) and committed before the partitions go; on assignment the state topic is
+read back. ``stop()`` (SIGTERM) drains the in-flight batch the same way, then closes.
+
+Owners: the runner owns the consumer, the :class:`~sinks.checkpoint.Checkpointer` (its
+transactional producer), the :class:`~sinks.delivery.Dispatcher` (one thread per receiver)
+and the incident tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from pydantic import ValidationError
+
+from earwitness.errors import KafkaFatalError
+from sinks import state as state_store
+from sinks.alerts import Alert
+from sinks.checkpoint import BadCaption, Batch, CheckpointAborted, Checkpointer
+from sinks.config import AlertsSettings
+from sinks.delivery import Dispatcher, Resender, Ticket
+from sinks.incidents import IncidentTracker
+from sinks.metrics import AlertMetrics
+from sinks.rules import RuleSet
+from sinks.senders import Sender, build_sender
+from stream.events import CaptionEvent
+
+log = logging.getLogger(__name__)
+
+_WAIT_POLL_S = 0.1
+
+
+class AlertRunner:
+    def __init__(self, settings: AlertsSettings, rules: RuleSet, metrics: AlertMetrics) -> None:
+        self._settings = settings
+        self._kafka = settings.kafka
+        self._metrics = metrics
+        self._tracker = IncidentTracker(rules)
+        self._stopping = threading.Event()
+        self._drain_deadline = float("inf")
+        self._client = {
+            "bootstrap.servers": self._kafka.bootstrap_servers,
+            **self._kafka.client_config,
+        }
+        senders: dict[str, Sender] = {
+            name: build_sender(r, self._kafka.bootstrap_servers)
+            for name, r in settings.receivers.items()
+        }
+        self._dispatcher = Dispatcher(settings.receivers, senders, rules, metrics)
+        self._resender = Resender(settings.receivers)
+        self._checkpointer = Checkpointer(
+            self._client,
+            self._kafka.transactional_id,
+            self._kafka.state_topic,
+            self._kafka.dead_letter_topic,
+            timeout_s=min(30.0, self._kafka.max_poll_interval_ms / 4000),
+        )
+        self._consumer = Consumer(self._consumer_config())
+        self._pending: Batch | None = None
+        self._ticket: Ticket | None = None
+        self._carry: list[Alert] = []
+        self._next_tick = 0.0
+
+    def stop(self) -> None:
+        """Ask the loop to drain and exit; safe from a signal handler or another thread."""
+        if not self._stopping.is_set():
+            self._drain_deadline = time.monotonic() + self._settings.drain_timeout_s
+            self._stopping.set()
+
+    def run(self) -> int:
+        """Run until :meth:`stop`; returns the process exit code."""
+        self._checkpointer.init()
+        self._dispatcher.start()
+        self._consumer.subscribe(
+            [self._kafka.captions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        log.info("alert runner consuming %s", self._kafka.captions_topic)
+        try:
+            while not self._stopping.is_set():
+                self._step()
+        finally:
+            self._close()
+        return 0
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _consumer_config(self) -> dict[str, object]:
+        return {
+            **self._client,
+            "group.id": self._kafka.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "max.poll.interval.ms": self._kafka.max_poll_interval_ms,
+            "session.timeout.ms": self._kafka.session_timeout_ms,
+        }
+
+    def _step(self) -> None:
+        messages = self._consumer.consume(
+            self._kafka.batch_max_events, self._kafka.batch_wait_ms / 1000
+        )
+        batch = Batch()
+        alerts = self._take_carry()
+        for msg in messages:
+            alerts.extend(self._observe(msg, batch))
+        jobs = [(a, n) for a in alerts for n in self._dispatcher.route(a)]
+        jobs.extend(self._due_resends())
+        batch.changes = self._tracker.take_changes()
+        if jobs or not batch.empty():
+            self._finish(batch, self._dispatcher.dispatch(jobs) if jobs else None)
+
+    def _observe(self, msg: Message, batch: Batch) -> list[Alert]:
+        if msg.error() is not None:
+            self._consumer_error(msg.error())
+            return []
+        batch.offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        try:
+            event = CaptionEvent.from_json(msg.value() or b"")
+        except (ValidationError, ValueError) as exc:
+            self._metrics.captions.labels("invalid").inc()
+            log.warning("bad caption at %s[%d]@%d", msg.topic(), msg.partition(), msg.offset())
+            batch.bad_captions.append(
+                BadCaption(msg.key(), msg.value(), "invalid_caption", str(exc))
+            )
+            return []
+        self._metrics.captions.labels(str(event.kind)).inc()
+        alerts, matched = self._tracker.observe(event)
+        for rule_id in matched:
+            self._metrics.matches.labels(rule_id).inc()
+        for alert in alerts:
+            self._metrics.alerts.labels(alert.rule_id, str(alert.state)).inc()
+        return alerts
+
+    def _due_resends(self) -> list[tuple[Alert, str]]:
+        now = time.monotonic()
+        if now < self._next_tick:
+            return []
+        self._next_tick = now + self._settings.tick_interval_s
+        return self._resender.due(self._tracker.firing(), self._dispatcher.route, now)
+
+    def _take_carry(self) -> list[Alert]:
+        carry, self._carry = self._carry, []
+        return carry
+
+    def _finish(self, batch: Batch, ticket: Ticket | None) -> None:
+        """Wait for deliveries (polling, paused), then checkpoint. Poll-loop thread only."""
+        self._pending, self._ticket = batch, ticket
+        if ticket is not None and not self._await(ticket):
+            return
+        if self._pending is batch:  # a revocation may have committed it already
+            self._pending = None
+            batch.dead_letters = ticket.dead_letters if ticket else []
+            self._commit(batch)
+
+    def _await(self, ticket: Ticket) -> bool:
+        """Keep polling, partitions paused, until the ticket completes or the drain times out."""
+        assignment = self._consumer.assignment()
+        self._consumer.pause(assignment)
+        try:
+            while not ticket.wait(_WAIT_POLL_S):
+                if time.monotonic() > self._drain_deadline:
+                    log.warning("drain timed out; uncommitted captions will be consumed again")
+                    return False
+                self._poll_paused()
+            return True
+        finally:
+            self._consumer.resume(self._consumer.assignment())
+
+    def _poll_paused(self) -> None:
+        """Serve heartbeats and callbacks; a record that slips through is rewound, not lost."""
+        msg = self._consumer.poll(0)
+        if msg is None:
+            return
+        if msg.error() is not None:
+            self._consumer_error(msg.error())
+            return
+        self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        self._consumer.pause([TopicPartition(msg.topic(), msg.partition())])
+
+    def _commit(self, batch: Batch) -> None:
+        try:
+            self._checkpointer.commit(batch, self._consumer)
+        except CheckpointAborted:
+            self._metrics.checkpoints.labels("aborted").inc()
+            self._rewind()
+            return
+        self._metrics.checkpoints.labels("committed").inc()
+        for rule_id, count in self._tracker.open_count().items():
+            self._metrics.incidents_open.labels(rule_id).set(count)
+
+    def _rewind(self) -> None:
+        """Back to the last committed offsets and state, to redo the aborted batch."""
+        assignment = self._consumer.assignment()
+        for tp in self._consumer.committed(assignment, timeout=30):
+            if tp.offset >= 0:
+                self._consumer.seek(tp)
+        self._restore_state()
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaFatalError(f"consumer: {error.str()}")
+        log.warning("consumer: %s", error.str())
+
+    # --- rebalance and shutdown -------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %d partition(s); loading incident state", len(partitions))
+        self._restore_state()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        batch, self._pending = self._pending, None
+        if batch is None:
+            return
+        ticket = self._ticket
+        if ticket is None or ticket.wait(self._drain_left_s()):
+            batch.dead_letters = ticket.dead_letters if ticket else []
+            self._commit(batch)
+        else:
+            log.warning("revoked with deliveries in flight; the next owner redoes them")
+
+    def _drain_left_s(self) -> float:
+        if not self._stopping.is_set():
+            return self._settings.drain_timeout_s
+        return max(0.0, self._drain_deadline - time.monotonic())
+
+    def _restore_state(self) -> None:
+        states = state_store.load_state(self._client, self._kafka.state_topic)
+        self._carry.extend(self._tracker.restore(states))
+        log.info("restored %d open incident(s)", len(states))
+
+    def _close(self) -> None:
+        log.info("alert runner stopping")
+        try:
+            self._consumer.close()
+        finally:
+            self._dispatcher.stop()
+            self._checkpointer.close()

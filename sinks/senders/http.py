@@ -1,0 +1,126 @@
+"""HTTP senders: signed webhook, Slack incoming webhook, Alertmanager v2 (``httpx``, sync).
+
+Status codes: 2xx delivered; 408, 425, 429 and 5xx retryable (``Retry-After`` honoured);
+any other 4xx is a rejection that goes straight to the dead-letter topic. Every request
+carries an ``Idempotency-Key`` header; URLs and secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from sinks import formats
+from sinks.alerts import Alert
+from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver
+from sinks.errors import DeliveryFailed, DeliveryRejected
+
+_RETRYABLE = {408, 425, 429}
+
+Encoder = Callable[[Alert], tuple[bytes, dict[str, str]]]
+
+
+class _Redact(logging.Filter):
+    """Blanks secrets (Slack URLs, tokens) out of ``httpx``'s own request log lines."""
+
+    def __init__(self) -> None:
+        super().__init__("earwitness-redact")
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = message
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "**********")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT = _Redact()
+
+
+def redact_in_http_logs(secret: str) -> None:
+    """Register a secret with the filter on the ``httpx`` logger (added once, at first use)."""
+    logger = logging.getLogger("httpx")
+    if _REDACT not in logger.filters:
+        logger.addFilter(_REDACT)
+    _REDACT.secrets.add(secret)
+
+
+class HttpSender:
+    """POSTs what ``encode`` builds to ``url``, one attempt per ``send``."""
+
+    def __init__(self, url: str, encode: Encoder, timeout_s: float) -> None:
+        self._url = url
+        self._encode = encode
+        self._client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+
+    def send(self, alert: Alert) -> None:
+        body, headers = self._encode(alert)
+        headers = {"idempotency-key": alert.idempotency_key, **headers}
+        try:
+            response = self._client.post(self._url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise DeliveryFailed("timeout", type(exc).__name__) from exc
+        except httpx.TransportError as exc:
+            raise DeliveryFailed("connect", type(exc).__name__) from exc
+        _check(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _check(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    reason = f"http_{status}"
+    if status in _RETRYABLE or status >= 500:
+        raise DeliveryFailed(reason, response.reason_phrase, _retry_after_s(response))
+    raise DeliveryRejected(reason, f"receiver refused the alert: {response.reason_phrase}")
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def build(receiver: WebhookReceiver | SlackReceiver | AlertmanagerReceiver) -> HttpSender:
+    timeout_s = receiver.retry.timeout_s
+    if isinstance(receiver, WebhookReceiver):
+        return HttpSender(receiver.url, _webhook_encoder(receiver), timeout_s)
+    if isinstance(receiver, SlackReceiver):
+        url = receiver.url.get_secret_value()
+        redact_in_http_logs(url)
+        return HttpSender(url, _slack, timeout_s)
+    url = receiver.url.rstrip("/") + "/api/v2/alerts"
+    return HttpSender(url, _alertmanager_encoder(receiver), timeout_s)
+
+
+def _webhook_encoder(receiver: WebhookReceiver) -> Encoder:
+    key = formats.webhook_key(receiver.secret.get_secret_value())
+
+    def encode(alert: Alert) -> tuple[bytes, dict[str, str]]:
+        body = formats.webhook_body(alert)
+        return body, formats.webhook_headers(key, alert.idempotency_key, int(time.time()), body)
+
+    return encode
+
+
+def _slack(alert: Alert) -> tuple[bytes, dict[str, str]]:
+    return formats.slack_payload(alert), {"content-type": "application/json"}
+
+
+def _alertmanager_encoder(receiver: AlertmanagerReceiver) -> Encoder:
+    headers = {"content-type": "application/json"}
+    if receiver.token is not None:
+        headers["authorization"] = f"Bearer {receiver.token.get_secret_value()}"
+
+    def encode(alert: Alert) -> tuple[bytes, dict[str, str]]:
+        return formats.alertmanager_payload([alert], receiver.generator_url), headers
+
+    return encode

@@ -1,0 +1,1 @@
+"""The analyzer: Kafka frames in, windows through the vLLM captioner, caption events out."""

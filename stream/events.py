@@ -1,0 +1,162 @@
+"""Caption events: what the analyzer publishes, one per window, and what the sinks consume.
+
+A caption event is serialised with orjson as the Kafka value (key = stream id) and carries
+CloudEvents binary-mode headers (``ce_*``, see :func:`cloudevent_headers`). Its JSON Schema is
+committed as ``docs/caption-event.schema.json``; ``tests/test_events.py`` fails when it drifts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from windowing.window import Window
+
+SCHEMA_VERSION = 1
+CLOUDEVENT_TYPE = "io.earwitness.caption.v1"
+CLOUDEVENT_SOURCE = "earwitness/analyzer"
+_EVENT_NAMESPACE = uuid.UUID("8d1f6a52-5a4f-4d0e-9b1e-6f0c2a7d9e31")
+
+
+class EventKind(StrEnum):
+    """What happened to the window."""
+
+    CAPTION = "caption"
+    """The engine captioned the window; ``caption`` holds the text."""
+    SILENCE = "silence"
+    """The window was below the silence gate; no caption was asked for."""
+    SHED = "shed"
+    """The window was dropped by load shedding; ``skipped`` says why."""
+    ERROR = "error"
+    """The engine failed on the window twice; ``error`` says why."""
+
+
+class AudioStats(BaseModel):
+    """Loudness and completeness of the window's audio."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rms_dbfs: float = Field(description="RMS level in dBFS (-inf clamped to -120).")
+    peak_dbfs: float = Field(description="Peak sample level in dBFS (-inf clamped to -120).")
+    gap_fraction: float = Field(ge=0.0, le=1.0, description="Share of the window that is gap fill.")
+
+
+class Timings(BaseModel):
+    """Wall-clock timings of the window's path through the analyzer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_closed_ns: int = Field(description="When the window was complete (Unix ns, wall clock).")
+    caption_produced_ns: int = Field(description="When this event was built (Unix ns, wall clock).")
+    engine_latency_ms: float | None = Field(
+        default=None, description="Time the window spent in the engine; null if it skipped it."
+    )
+
+
+class CaptionEvent(BaseModel):
+    """One window's outcome. ``event_id`` is the same whenever the same window is replayed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this schema.")
+    event_id: str = Field(description="Deterministic UUIDv5 of stream, segment, window, revision.")
+    kind: EventKind
+    stream_id: str = Field(min_length=1, max_length=256)
+    segment_id: int = Field(description="Capture time (ns) of the segment's first frame.")
+    window_index: int = Field(ge=0, description="Index k of the window on its segment's grid.")
+    window_start_ns: int = Field(description="Stream time of the window's first sample (Unix ns).")
+    window_end_ns: int = Field(description="Stream time just past the window's last sample.")
+    window_start: str = Field(description="window_start_ns as RFC 3339 (UTC).")
+    window_end: str = Field(description="window_end_ns as RFC 3339 (UTC).")
+    caption: str | None = Field(default=None, description="The captioner's text, if any.")
+    model: str = Field(description="Model name or path the engine serves.")
+    model_revision: str = Field(description="Model revision ('main' when not pinned).")
+    audio: AudioStats
+    skipped: str | None = Field(default=None, description="Why no caption was asked for.")
+    error: str | None = Field(default=None, description="Why the engine produced no caption.")
+    timings: Timings
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, data: bytes) -> CaptionEvent:
+        return cls.model_validate(orjson.loads(data))
+
+
+def event_id(stream_id: str, segment_id: int, window_index: int, model_revision: str) -> str:
+    """The deterministic id of a window's event: a replayed window gets the same id."""
+    name = f"{stream_id}\x00{segment_id}\x00{window_index}\x00{model_revision}"
+    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
+
+
+def rfc3339(timestamp_ns: int) -> str:
+    """Unix ns → RFC 3339 UTC with microseconds, e.g. ``2026-11-21T14:10:43.123456Z``."""
+    seconds, ns = divmod(timestamp_ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=ns // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def cloudevent_headers(event: CaptionEvent) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binding, binary mode: attributes as ``ce_*`` headers."""
+    time = rfc3339(event.timings.caption_produced_ns)
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event.event_id.encode()),
+        ("ce_source", CLOUDEVENT_SOURCE.encode()),
+        ("ce_type", CLOUDEVENT_TYPE.encode()),
+        ("ce_time", time.encode()),
+        ("ce_subject", event.stream_id.encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+def json_schema() -> dict[str, object]:
+    """The JSON Schema committed as ``docs/caption-event.schema.json``."""
+    return CaptionEvent.model_json_schema()
+
+
+def window_event(
+    window: Window,
+    kind: EventKind,
+    *,
+    model: str,
+    model_revision: str,
+    closed_ns: int,
+    caption: str | None = None,
+    engine_latency_ms: float | None = None,
+    skipped: str | None = None,
+    error: str | None = None,
+) -> CaptionEvent:
+    """The event for one window's outcome."""
+    return CaptionEvent(
+        event_id=event_id(window.stream_id, window.segment_id, window.index, model_revision),
+        kind=kind,
+        stream_id=window.stream_id,
+        segment_id=window.segment_id,
+        window_index=window.index,
+        window_start_ns=window.start_ns,
+        window_end_ns=window.end_ns,
+        window_start=rfc3339(window.start_ns),
+        window_end=rfc3339(window.end_ns),
+        caption=caption,
+        model=model,
+        model_revision=model_revision,
+        audio=AudioStats(
+            rms_dbfs=window.rms_dbfs, peak_dbfs=window.peak_dbfs, gap_fraction=window.gap_fraction
+        ),
+        skipped=skipped,
+        error=error,
+        timings=Timings(
+            window_closed_ns=closed_ns,
+            caption_produced_ns=time.time_ns(),
+            engine_latency_ms=engine_latency_ms,
+        ),
+    )

@@ -1,0 +1,96 @@
+"""The analyzer's Prometheus metrics, on a registry of its own (tests make as many as they like)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from windowing import Windower
+from windowing.window import WindowStats
+
+LATENCY_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+@dataclass
+class AnalyzerMetrics:
+    """Every metric the analyzer exports, created on ``registry``."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.frames_in = Counter("earwitness_frames_total", "Frames consumed.", registry=r)
+        self.bad_frames = Counter(
+            "earwitness_bad_frames_total",
+            "Frames dead-lettered, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.windows = Counter(
+            "earwitness_windows_total", "Windows by what became of them.", ["outcome"], registry=r
+        )
+        self.batch_size = Histogram(
+            "earwitness_batch_windows",
+            "Windows per micro-batch.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.engine_latency = Histogram(
+            "earwitness_engine_latency_seconds",
+            "Time a window spent in the engine.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "earwitness_end_to_end_latency_seconds",
+            "Window closed (wall clock) → its event committed.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.inflight = Gauge(
+            "earwitness_windows_pending",
+            "Windows handed to the engine, not yet published.",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "earwitness_partitions_paused", "Input partitions paused by backpressure.", registry=r
+        )
+        self.lag = Gauge(
+            "earwitness_consumer_lag_frames",
+            "Frames behind the log end, per partition.",
+            ["partition"],
+            registry=r,
+        )
+        self.commits = Counter("earwitness_commits_total", "Offset commits.", registry=r)
+
+    def watch_windower(self, windower: Windower) -> None:
+        """Export the windower's running totals (read at scrape time)."""
+        self.registry.register(WindowerCollector(windower))
+
+
+class WindowerCollector(Collector):
+    """``earwitness_windower_<stat>_total`` for every field of ``WindowStats``, plus gauges."""
+
+    def __init__(self, windower: Windower) -> None:
+        self.windower = windower
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.windower.stats
+        for stat in fields(WindowStats):
+            name = f"earwitness_windower_{stat.name}"
+            yield CounterMetricFamily(
+                name, stat.metadata.get("doc", stat.name), value=getattr(stats, stat.name)
+            )
+        yield GaugeMetricFamily(
+            "earwitness_streams", "Streams held by the windower.", value=len(self.windower)
+        )
+        yield GaugeMetricFamily(
+            "earwitness_held_audio_bytes",
+            "Audio bytes the windower holds.",
+            value=self.windower.held_bytes(),
+        )

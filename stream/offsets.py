@@ -1,0 +1,74 @@
+"""What may be committed: per partition, the lowest offset that unfinished work still needs.
+
+::
+
+    partition p  offsets ─────────────────────────────────────────────────────►
+                 [done]│ frames held by the windower for windows not yet out │
+                       │    windows in the engine, not yet published │        │
+                       ▲                                                      ▲
+                 commit = min(oldest needed)                  consumed (next offset)
+
+A frame is needed until every window that uses it is published; a restart replays from the
+committed offset, so at most the audio of one window per stream is read twice and nothing
+acknowledged is lost. Positions are ``(partition, offset)`` tuples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+Position = tuple[int, int]
+WindowKey = tuple[str, int, int]
+
+
+class OffsetTracker:
+    """Owned by the poll loop; not thread-safe."""
+
+    def __init__(self) -> None:
+        self._next: dict[int, int] = {}
+        self._pending: dict[WindowKey, Position] = {}
+        self._committed: dict[int, int] = {}
+
+    def consumed(self, partition: int, offset: int) -> None:
+        """A record was read; without other holds, everything up to it may be committed."""
+        if offset >= self._next.get(partition, 0):
+            self._next[partition] = offset + 1
+
+    def hold(self, key: WindowKey, positions: Iterable[object]) -> None:
+        """A window left the windower and is not published yet: keep its frames needed."""
+        lowest = min((p for p in positions if isinstance(p, tuple)), default=None)
+        if lowest is not None:
+            self._pending[key] = lowest
+
+    def release(self, key: WindowKey) -> None:
+        """The window's event was produced (flushed before the next commit)."""
+        self._pending.pop(key, None)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def committable(self, held_by_windower: Iterable[object]) -> dict[int, int]:
+        """Per partition, the offset to commit now, where it moved since the last commit."""
+        floor = dict(self._next)
+        for partition, offset in self._holds(held_by_windower):
+            if partition in floor and offset < floor[partition]:
+                floor[partition] = offset
+        return {p: o for p, o in floor.items() if self._committed.get(p) != o}
+
+    def committed(self, offsets: Mapping[int, int]) -> None:
+        self._committed.update(offsets)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Partitions revoked: their positions are no longer this process's to commit."""
+        gone = set(partitions)
+        for partition in gone:
+            self._next.pop(partition, None)
+            self._committed.pop(partition, None)
+        self._pending = {k: p for k, p in self._pending.items() if p[0] not in gone}
+
+    def _holds(self, held_by_windower: Iterable[object]) -> Iterable[Position]:
+        yield from self._pending.values()
+        for position in held_by_windower:
+            if isinstance(position, tuple):
+                yield position

@@ -1,0 +1,1 @@
+"""Engine tests: the CPU build of vLLM with the tiny test model (markers engine, slow)."""

@@ -1,0 +1,138 @@
+"""EngineSettings validation and the vLLM arguments it produces; no vLLM needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from earwitness.config import Settings
+from stream.engine import (
+    CAPTIONER_PROMPT,
+    DEFAULT_MODEL,
+    AudioInputError,
+    CaptionEngine,
+    EngineSettings,
+    prompt_tokens,
+)
+
+
+def test_defaults_are_the_gpu_captioner() -> None:
+    s = EngineSettings()
+    assert s.model == DEFAULT_MODEL
+    assert s.limit_mm_per_prompt == {"audio": 1, "image": 0, "video": 0}
+    assert s.mm_processor_cache_gb == 0
+    assert (s.temperature, s.top_p, s.top_k, s.max_tokens) == (0.6, 0.95, 20, 1024)
+    assert s.ignore_eos is False
+
+
+def test_prompt_is_the_captioners() -> None:
+    assert CAPTIONER_PROMPT == (
+        "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert prompt_tokens(30.0) == 400
+
+
+def test_frozen_and_strict() -> None:
+    s = EngineSettings()
+    with pytest.raises(ValidationError):
+        s.max_num_seqs = 3  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="extra"):
+        EngineSettings(max_batch=3)  # type: ignore[call-arg]
+
+
+def test_audio_only_limit_is_allowed_for_vllm_026_on_gpu() -> None:
+    s = EngineSettings(limit_mm_per_prompt={"audio": 1})
+    assert s.engine_args()["limit_mm_per_prompt"] == {"audio": 1}
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [{"audio": 2}, {"image": 0}, {"audio": 1, "text": 1}, {"audio": 1, "video": -1}],
+)
+def test_limit_mm_per_prompt_must_be_one_audio(limit: dict[str, int]) -> None:
+    with pytest.raises(ValidationError):
+        EngineSettings(limit_mm_per_prompt=limit)
+
+
+def test_max_model_len_must_fit_a_window_and_a_caption() -> None:
+    with pytest.raises(ValidationError, match="max_model_len"):
+        EngineSettings(max_model_len=1024, max_tokens=1024)
+    EngineSettings(max_model_len=1024, max_tokens=600)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_num_seqs", 0),
+        ("gpu_memory_utilization", 1.5),
+        ("top_p", 0),
+        ("max_tokens", 0),
+        ("cpu_kv_cache_bytes", 1024),
+        ("dtype", "int8"),
+    ],
+)
+def test_out_of_range_values_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        EngineSettings.model_validate({field: value})
+
+
+def test_engine_args_leave_out_unset_optionals() -> None:
+    args = EngineSettings().engine_args()
+    assert "kv_cache_memory_bytes" not in args
+    assert "max_num_batched_tokens" not in args
+    assert args["mm_processor_cache_gb"] == 0
+    assert args["disable_log_stats"] is True
+
+
+def test_engine_args_cpu() -> None:
+    s = EngineSettings(
+        model="/models/tiny",
+        load_format="dummy",
+        enforce_eager=True,
+        cpu_kv_cache_bytes=256 << 20,
+        max_model_len=1024,
+        max_tokens=64,
+    )
+    args = s.engine_args()
+    assert args["model"] == args["tokenizer"] == "/models/tiny"
+    assert args["kv_cache_memory_bytes"] == 256 << 20
+    assert (args["load_format"], args["enforce_eager"]) == ("dummy", True)
+
+
+class _AnalyzerLike(Settings):
+    engine: EngineSettings = EngineSettings()
+
+
+def test_embeds_in_a_root_settings_and_reads_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EARWITNESS_ENGINE__MAX_NUM_SEQS", "64")
+    monkeypatch.setenv("EARWITNESS_ENGINE__LIMIT_MM_PER_PROMPT", '{"audio": 1}')
+    root = _AnalyzerLike()
+    assert root.engine.max_num_seqs == 64
+    assert root.engine.limit_mm_per_prompt == {"audio": 1}
+    assert isinstance(root.engine, BaseModel)
+
+
+@pytest.mark.parametrize(
+    ("samples", "reason"),
+    [
+        (np.zeros((2, 16_000), np.float32), "audio_shape"),
+        (np.zeros((16_000, 1), np.float32), "audio_shape"),
+        (np.zeros(16_000, np.float64), "audio_dtype"),
+        (np.zeros(16_000, np.int16), "audio_dtype"),
+        (np.zeros(0, np.float32), "audio_length"),
+        (np.zeros(31 * 16_000, np.float32), "audio_length"),
+        (np.full(16_000, np.nan, np.float32), "audio_not_finite"),
+        ([0.0] * 16_000, "audio_type"),
+    ],
+)
+def test_bad_audio_is_rejected_before_vllm(samples: object, reason: str) -> None:
+    """The check runs before the engine is touched: a never-started engine rejects it."""
+    engine = CaptionEngine(EngineSettings())
+    with pytest.raises(AudioInputError) as caught:
+        import asyncio
+
+        asyncio.run(engine.caption(samples, "stream-a/7"))  # type: ignore[arg-type]
+    assert caught.value.reason == reason
+    assert caught.value.record == "stream-a/7"

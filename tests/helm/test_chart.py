@@ -1,0 +1,471 @@
+"""The chart, rendered offline for every values file in helm/earwitness/ci/, against the code.
+
+Each check reads the truth from the code rather than restating it: settings keys and env vars
+are walked through ``AnalyzerSettings``/``AlertsSettings``, probes are sent to the real
+``HealthServer`` and ``MetricsServer``, the effective settings are loaded the way the
+processes load them (config file + the pod's env).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from earwitness.config import load_settings
+from sinks.config import AlertsSettings
+from sinks.metrics import AlertMetrics, MetricsServer
+from sinks.rules import load_rules
+from stream.config import AnalyzerSettings, KafkaSettings
+from stream.http import Health, HealthServer
+from tests.helm.chart import (
+    CHART,
+    CI_VALUES,
+    KUBE_VERSION,
+    HelmError,
+    config_file,
+    container,
+    env_to_settings,
+    find,
+    helm,
+    merged_values,
+    one,
+    render,
+    secret_keys,
+    unknown_keys,
+    validate,
+)
+
+pytestmark = pytest.mark.slow
+
+VALUES = pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name.removesuffix(".yaml"))
+COMPONENTS = {"analyzer": ("StatefulSet", AnalyzerSettings, "analyzer.yaml"),
+              "alerts": ("Deployment", AlertsSettings, "alerts.yaml")}  # fmt: skip
+NON_SETTINGS_ENV = {
+    "HOME": "writable home for vLLM / torch.compile / Triton caches",
+    "HF_HOME": "huggingface_hub cache on the model volume",
+    "HF_TOKEN": "huggingface_hub token, from a Secret",
+}
+"""Env the chart sets that is not an earwitness setting, and who reads it."""
+
+
+def test_ci_values_cover_the_issue() -> None:
+    names = {p.name for p in CI_VALUES}
+    assert {"default-values.yaml", "keda-values.yaml", "servicemonitor-values.yaml",
+            "tp2-values.yaml", "external-secrets-values.yaml"} <= names  # fmt: skip
+
+
+@VALUES
+def test_lint(values: Path) -> None:
+    out = helm("lint", str(CHART), "-f", str(values), "--strict", "--kube-version", KUBE_VERSION)
+    assert "0 chart(s) failed" in out
+
+
+@VALUES
+def test_manifests_validate(values: Path) -> None:
+    try:
+        import kubernetes_validate  # noqa: F401 - the bundled schemas
+    except ModuleNotFoundError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("kubernetes-validate is not installed (pyproject.toml's dev extra)")
+    docs = render(values)
+    assert docs
+    for doc in docs:
+        try:
+            validate(doc)
+        except jsonschema.ValidationError as exc:
+            path = ".".join(map(str, exc.absolute_path))
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {path}: {exc.message}")
+
+
+# --- settings: config files and env -------------------------------------------------------
+
+
+def _env_settings(workload: dict[str, Any]) -> list[str]:
+    return [e["name"] for e in container(workload).get("env", [])]
+
+
+@VALUES
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_config_keys_are_settings(values: Path, component: str) -> None:
+    _, model, name = COMPONENTS[component]
+    data = config_file(render(values), component, name)
+    assert unknown_keys(model, data) == []
+
+
+@VALUES
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_env_vars_are_settings(values: Path, component: str) -> None:
+    kind, model, _ = COMPONENTS[component]
+    for name in _env_settings(one(render(values), kind, component)):
+        if name.startswith("EARWITNESS_"):
+            assert unknown_keys(model, env_to_settings(name)) == [], name
+        else:
+            assert name in NON_SETTINGS_ENV, f"{name}: neither a setting nor known runtime env"
+
+
+@VALUES
+def test_effective_analyzer_settings(values: Path, tmp_path: Path, clean_env: None) -> None:
+    """The analyzer's config + env load; ids, port and GPUs come out as the chart intends."""
+    docs = render(values)
+    sts = one(docs, "StatefulSet", "analyzer")
+    pod = f"{sts['metadata']['name']}-0"
+    settings = _load(AnalyzerSettings, docs, "analyzer", pod, tmp_path)
+    assert settings.kafka.group_instance_id == pod
+    port = _named_port(sts, "metrics")
+    assert settings.http.port == port
+    assert settings.http.host in ("0.0.0.0", "::")
+    gpu = merged_values(values)["analyzer"]["gpuResource"]
+    resources = container(sts)["resources"]
+    assert resources["requests"][gpu] == resources["limits"][gpu]
+    assert resources["limits"][gpu] == settings.engine.tensor_parallel_size
+    grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > settings.batch.drain_timeout_s
+
+
+@VALUES
+def test_effective_alerts_settings(values: Path, tmp_path: Path, clean_env: None) -> None:
+    """The runner's config + env + mounted credential files + rules load and agree."""
+    docs = render(values)
+    dep = one(docs, "Deployment", "alerts")
+    pod = f"{dep['metadata']['name']}-5d8f7-abcde"
+    settings = _load(AlertsSettings, docs, "alerts", pod, tmp_path)
+    assert settings.kafka.transactional_id == pod
+    assert settings.metrics_port == _named_port(dep, "metrics")
+    assert settings.metrics_host in ("0.0.0.0", "::")
+    rules = load_rules(tmp_path / settings.rules_path)
+    rules.check_receivers(set(settings.receivers))
+    analyzer = config_file(docs, "analyzer", "analyzer.yaml")
+    assert settings.kafka.captions_topic == analyzer["kafka"]["output_topic"]
+    grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > settings.drain_timeout_s
+
+
+@VALUES
+def test_analyzer_transactional_id_is_stable_per_pod(
+    values: Path, tmp_path: Path, clean_env: None
+) -> None:
+    """Exactly-once needs one transactional id per pod that survives restarts. The chart sets
+    only group_instance_id (the StatefulSet pod name) and the analyzer derives the id from it;
+    it must not pin kafka.transactional_id itself (one id for all pods would fence them)."""
+    if "transactional_id" not in KafkaSettings.model_fields:
+        pytest.skip("AnalyzerSettings has no kafka.transactional_id yet")
+    docs = render(values)
+    assert "transactional_id" not in config_file(docs, "analyzer", "analyzer.yaml")["kafka"]
+    sts = one(docs, "StatefulSet", "analyzer")
+    ids = set()
+    for ordinal in (0, 1):
+        pod = f"{sts['metadata']['name']}-{ordinal}"
+        kafka = _load(AnalyzerSettings, docs, "analyzer", pod, tmp_path).kafka
+        txn_id = kafka.txn_id() if hasattr(kafka, "txn_id") else kafka.transactional_id
+        assert txn_id is not None
+        assert pod in txn_id, "derived from the pod name"
+        assert txn_id == (kafka.txn_id() if hasattr(kafka, "txn_id") else txn_id), "stable"
+        ids.add(txn_id)
+    assert len(ids) == 2
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("EARWITNESS_"):
+            monkeypatch.delenv(name)
+
+
+def _load(model, docs, component, pod, tmp_path):
+    """Write the ConfigMap's files to ``tmp_path``, set the pod's env, load the settings."""
+    workload = one(docs, COMPONENTS[component][0], component)
+    configmap = one(docs, "ConfigMap", component)
+    for name, text in configmap["data"].items():
+        data = yaml.safe_load(text)
+        if component == "alerts" and name == "alerts.yaml":
+            _point_credentials_at_files(data, workload, tmp_path)
+        (tmp_path / name).write_text(yaml.safe_dump(data))
+    mp = pytest.MonkeyPatch()
+    try:
+        for env in container(workload).get("env", []):
+            mp.setenv(env["name"], _env_value(env, pod))
+        return load_settings(model, tmp_path / f"{component}.yaml")
+    finally:
+        mp.undo()
+
+
+def _env_value(env: dict[str, Any], pod: str) -> str:
+    if "value" in env:
+        return str(env["value"])
+    source = env["valueFrom"]
+    if "fieldRef" in source:
+        assert source["fieldRef"]["fieldPath"] == "metadata.name"
+        return pod
+    assert "secretKeyRef" in source, env
+    return "from-a-secret"
+
+
+_CREDENTIALS = {
+    "secret_file": "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode(),
+    "url_file": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "token_file": "bearer-token",
+}
+
+
+def _point_credentials_at_files(data: dict, workload: dict, tmp_path: Path) -> None:
+    """Each ``*_file`` must be a file the pod mounts from a Secret; swap in a local copy."""
+    mounted = _secret_files(workload)
+    for name, receiver in (data.get("receivers") or {}).items():
+        for field in [k for k in receiver if k.endswith("_file")]:
+            assert receiver[field] in mounted, f"receivers.{name}.{field} is not mounted"
+            local = tmp_path / f"{name}.{field}"
+            local.write_text(_CREDENTIALS[field] + "\n")
+            receiver[field] = str(local)
+
+
+def _secret_files(workload: dict) -> set[str]:
+    spec = workload["spec"]["template"]["spec"]
+    paths = set()
+    for mount in container(workload).get("volumeMounts", []):
+        volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+        for source in volume.get("projected", {}).get("sources", []):
+            for item in source.get("secret", {}).get("items", []):
+                paths.add(f"{mount['mountPath']}/{item['path']}")
+    return paths
+
+
+def _named_port(workload: dict, name: str) -> int:
+    ports = {p["name"]: p["containerPort"] for p in container(workload)["ports"]}
+    return ports[name]
+
+
+# --- probes and metrics endpoints ---------------------------------------------------------
+
+
+@contextmanager
+def _analyzer_http() -> Iterator[int]:
+    """stream/http.py's server, healthy and ready."""
+    health = Health(stall_s=60.0)
+    health.engine_warm = health.assigned = True
+    server = HealthServer("127.0.0.1", 0, health, CollectorRegistry())
+    server.start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _alerts_http() -> Iterator[int]:
+    """sinks/metrics.py's server."""
+    server = MetricsServer(AlertMetrics(), "127.0.0.1", 0)
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
+SERVERS = {"analyzer": _analyzer_http, "alerts": _alerts_http}
+
+
+def _get(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@VALUES
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_probes_hit_real_endpoints(values: Path, component: str) -> None:
+    docs = render(values)
+    kind, _, _ = COMPONENTS[component]
+    workload = one(docs, kind, component)
+    c = container(workload)
+    probes = {k: c[k] for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in c}
+    assert "livenessProbe" in probes
+    if component == "analyzer":
+        assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        startup = probes["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "model load"
+    port_names = {p["name"] for p in c["ports"]}
+    paths = set()
+    for name, probe in probes.items():
+        assert probe["httpGet"]["port"] in port_names, name
+        paths.add(probe["httpGet"]["path"])
+    for monitor in find(docs, "ServiceMonitor", component):
+        for endpoint in monitor["spec"]["endpoints"]:
+            paths.add(endpoint["path"])
+    paths.add("/metrics")
+    with SERVERS[component]() as port:
+        for path in sorted(paths):
+            assert _get(port, path) == 200, f"{component} does not serve {path}"
+    service = one(docs, "Service", component)
+    (svc_port,) = service["spec"]["ports"]
+    assert svc_port["targetPort"] == "metrics"
+    assert svc_port["port"] == _named_port(workload, "metrics")
+
+
+def test_the_analyzer_serves_nothing_else() -> None:
+    """The 200s above are not a catch-all: unknown paths are 404."""
+    with _analyzer_http() as port:
+        assert _get(port, "/nope") == 404
+
+
+# --- KEDA, GPUs, secrets, security --------------------------------------------------------
+
+
+@VALUES
+def test_keda_follows_the_consumer_group(values: Path) -> None:
+    docs = render(values)
+    objects = find(docs, "ScaledObject")
+    values_ = merged_values(values)["analyzer"]
+    sts = one(docs, "StatefulSet", "analyzer")
+    if not values_["keda"]["enabled"]:
+        assert objects == []
+        assert sts["spec"]["replicas"] <= values_["inputTopicPartitions"]
+        return
+    (scaled,) = objects
+    assert "replicas" not in sts["spec"], "KEDA owns the replica count"
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "name": sts["metadata"]["name"]
+    }  # fmt: skip
+    assert scaled["spec"]["maxReplicaCount"] <= values_["inputTopicPartitions"]
+    (trigger,) = scaled["spec"]["triggers"]
+    kafka = config_file(docs, "analyzer", "analyzer.yaml")["kafka"]
+    assert trigger["type"] == "kafka"
+    assert trigger["metadata"]["consumerGroup"] == kafka["group_id"]
+    assert trigger["metadata"]["topic"] == kafka["input_topic"]
+    assert trigger["metadata"]["bootstrapServers"] == kafka["bootstrap_servers"]
+    if "authenticationRef" in trigger:
+        auth = one(docs, "TriggerAuthentication")
+        assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("analyzer.keda.enabled=true", "analyzer.inputTopicPartitions=4",
+          "analyzer.keda.maxReplicaCount=5"), "exceeds analyzer.inputTopicPartitions"),
+        (("analyzer.replicaCount=3", "analyzer.inputTopicPartitions=2"),
+         "exceeds analyzer.inputTopicPartitions"),
+        (("analyzer.resources.limits.nvidia\\.com/gpu=2",), "tensor_parallel_size"),
+        (("kafka.sasl.enabled=true",), "existingSecret"),
+        (("kafka.client.sasl\\.password=hunter2",), "values don't meet the specifications"),
+        (("analyzer.settings.http.port=0",), "values don't meet the specifications"),
+        (("alerts.receiverSecrets.nobody.existingSecret=s", "alerts.receiverSecrets.nobody.key=k"),
+         "no receiver"),
+        (("analyzer.terminationGracePeriodSeconds=20",), "drain_timeout_s"),
+    ],
+    ids=["keda-max-over-partitions", "replicas-over-partitions", "gpu-in-resources",
+         "sasl-without-secret", "secret-in-values", "port-zero", "secret-for-unknown-receiver",
+         "grace-shorter-than-drain"],
+)  # fmt: skip
+def test_bad_values_fail_to_render(sets: tuple[str, ...], message: str) -> None:
+    with pytest.raises(HelmError, match=message):
+        render(None, *sets)
+
+
+@VALUES
+def test_no_secret_values_inline(values: Path) -> None:
+    docs = render(values)
+    assert find(docs, "Secret") == []
+    for kind, component in (("StatefulSet", "analyzer"), ("Deployment", "alerts")):
+        for env in container(one(docs, kind, component)).get("env", []):
+            name = env["name"].upper()
+            if any(word in name for word in ("PASSWORD", "SECRET", "TOKEN", "USERNAME")):
+                assert "secretKeyRef" in env.get("valueFrom", {}), env["name"]
+    for component, (_, model, name) in COMPONENTS.items():
+        data = config_file(docs, component, name)
+        assert secret_keys(model, data) == [], component
+        kafka = data.get("kafka", {})
+        client = kafka.get("client", kafka.get("client_config", {}))
+        assert not {k for k in client if "password" in k or "secret" in k}, component
+
+
+@VALUES
+def test_pods_are_locked_down(values: Path) -> None:
+    docs = render(values)
+    for kind, component in (("StatefulSet", "analyzer"), ("Deployment", "alerts")):
+        spec = one(docs, kind, component)["spec"]["template"]["spec"]
+        c = container(one(docs, kind, component))
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        writable = {m["mountPath"] for m in c["volumeMounts"] if not m.get("readOnly")}
+        assert "/tmp" in writable, component
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        for var in ("HOME", "HF_HOME"):
+            if env.get(var):
+                assert (
+                    any(env[var].startswith(p) for p in writable)
+                    or (merged_values(values)["analyzer"]["modelCache"]["readOnly"])
+                ), f"{component}: {var}={env[var]} is not writable"
+    analyzer = one(docs, "StatefulSet", "analyzer")["spec"]["template"]["spec"]
+    shm = next(v for v in analyzer["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container(
+        one(docs, "StatefulSet", "analyzer")
+    )["volumeMounts"]
+
+
+@VALUES
+def test_model_cache_volume(values: Path) -> None:
+    docs = render(values)
+    sts = one(docs, "StatefulSet", "analyzer")
+    cache = merged_values(values)["analyzer"]["modelCache"]
+    mounts = {m["name"]: m for m in container(sts)["volumeMounts"]}
+    assert mounts["model-cache"]["mountPath"] == cache["mountPath"]
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    if cache["existingClaim"]:
+        claim = volumes["model-cache"]["persistentVolumeClaim"]
+        assert claim["claimName"] == cache["existingClaim"]
+        assert "volumeClaimTemplates" not in sts["spec"]
+    else:
+        assert "model-cache" not in volumes
+        (template,) = sts["spec"]["volumeClaimTemplates"]
+        assert template["metadata"]["name"] == "model-cache"
+
+
+def test_config_changes_roll_only_their_pods() -> None:
+    """checksum/config follows each component's own ConfigMap."""
+
+    def checksums(*sets: str) -> dict[str, str]:
+        docs = render(None, *sets)
+        return {
+            component: one(docs, kind, component)["spec"]["template"]["metadata"]["annotations"][
+                "checksum/config"
+            ]
+            for kind, component in (("StatefulSet", "analyzer"), ("Deployment", "alerts"))
+        }
+
+    base = checksums()
+    alerts_changed = checksums("alerts.settings.tick_interval_s=2")
+    analyzer_changed = checksums("analyzer.settings.batch.max_batch=8")
+    assert alerts_changed["analyzer"] == base["analyzer"]
+    assert alerts_changed["alerts"] != base["alerts"]
+    assert analyzer_changed["analyzer"] != base["analyzer"]
+    assert analyzer_changed["alerts"] == base["alerts"]
+
+
+def test_values_schema_names_real_settings() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for component, (_, model, _) in COMPONENTS.items():
+        settings = schema["properties"][component]["properties"]["settings"]
+        assert set(settings["properties"]) <= set(model.model_fields), component
+        for section, sub in settings["properties"].items():
+            annotation = model.model_fields[section].annotation
+            if isinstance(annotation, type) and sub.get("properties"):
+                assert set(sub["properties"]) <= set(annotation.model_fields), section

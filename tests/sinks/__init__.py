@@ -1,0 +1,1 @@
+"""Tests of sinks/: rules, incidents, formats, senders, the alert runner."""

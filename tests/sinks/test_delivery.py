@@ -1,0 +1,308 @@
+"""Senders and delivery against real loopback receivers: HTTP servers, syslog sockets, files."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sinks.alerts import Alert, AlertState
+from sinks.config import AlertsSettings, Receiver, RetryPolicy
+from sinks.delivery import Dispatcher, Resender, Ticket, backoff_s
+from sinks.metrics import AlertMetrics
+from sinks.rules import Severity, parse_rules
+from sinks.senders import build_sender
+from tests.sinks.sinkutil import Received, sample_alert
+from tests.sinks.sinkutil import Receiver as HttpReceiver
+
+KEY = b"k" * 32
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+FAST = {"timeout_s": 2.0, "max_attempts": 50, "backoff_initial_s": 0.02, "backoff_max_s": 0.2}
+RULES = parse_rules({"rules": [{"id": "glass-breaking", "match": {"any": ["glass"]}}]})
+
+
+def _receivers(**raw: dict[str, Any]) -> dict[str, Receiver]:
+    return AlertsSettings(rules_path=Path("x"), receivers=raw).receivers
+
+
+def _dispatcher(receivers: dict[str, Receiver]) -> tuple[Dispatcher, AlertMetrics]:
+    metrics = AlertMetrics()
+    senders = {n: build_sender(r, "localhost:1") for n, r in receivers.items()}
+    dispatcher = Dispatcher(receivers, senders, RULES, metrics)
+    dispatcher.start()
+    return dispatcher, metrics
+
+
+def _deliver(receivers: dict[str, Receiver], alerts: list[Alert], wait_s: float = 10) -> Ticket:
+    dispatcher, _ = _dispatcher(receivers)
+    try:
+        ticket = dispatcher.dispatch([(a, n) for a in alerts for n in dispatcher.route(a)])
+        assert ticket.wait(wait_s)
+        return ticket
+    finally:
+        dispatcher.stop()
+
+
+def _verify(request: Received) -> int | None:
+    """The receiver's side of Standard Webhooks, written independently of sinks.formats."""
+    headers = request.headers
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + request.body
+    expected = base64.b64encode(hmac.new(KEY, signed, hashlib.sha256).digest()).decode()
+    offered = [s.removeprefix("v1,") for s in headers["webhook-signature"].split()]
+    ok = any(hmac.compare_digest(expected, s) for s in offered)
+    fresh = abs(time.time() - int(headers["webhook-timestamp"])) < 300
+    return None if ok and fresh else 401
+
+
+def test_webhook_signed_and_tampering_detected(http_receiver: HttpReceiver) -> None:
+    http_receiver.check = _verify
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url + "/hook", "secret": SECRET}
+    )
+    alert = sample_alert()
+    _deliver(receivers, [alert])
+    (request,) = http_receiver.accepted()
+    assert request.headers["webhook-id"] == alert.idempotency_key
+    assert request.headers["idempotency-key"] == alert.idempotency_key
+    assert json.loads(request.body)["data"]["alert_id"] == alert.alert_id
+
+    tampered = request.body.replace(b"cam-12", b"cam-13")
+    headers = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
+    response = httpx.post(http_receiver.url + "/hook", content=tampered, headers=headers)
+    assert response.status_code == 401
+    assert len(http_receiver.accepted()) == 1
+
+
+def test_outage_then_recovery_delivers_everything(http_receiver: HttpReceiver) -> None:
+    http_receiver.status = 503
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    alerts = [sample_alert(state, n) for n in range(10) for state in AlertState]
+    dispatcher, metrics = _dispatcher(receivers)
+    try:
+        ticket = dispatcher.dispatch([(a, "ops") for a in alerts])
+        assert not ticket.wait(0.5)
+        http_receiver.status = 200
+        assert ticket.wait(10)
+    finally:
+        dispatcher.stop()
+    assert ticket.dead_letters == []
+    keys = [r.headers["idempotency-key"] for r in http_receiver.accepted()]
+    assert keys == [a.idempotency_key for a in alerts]  # in order, each once
+    sample = metrics.registry.get_sample_value
+    assert sample("earwitness_alerts_deliveries_total", {"receiver": "ops", "outcome": "ok"}) == 20
+    assert (
+        sample("earwitness_alerts_deliveries_total", {"receiver": "ops", "outcome": "retried"}) >= 1
+    )
+
+
+def test_rejection_and_exhausted_retries_dead_letter(http_receiver: HttpReceiver) -> None:
+    http_receiver.status = 404
+    policy = {**FAST, "max_attempts": 3}
+    receivers = _receivers(am={"type": "alertmanager", "url": http_receiver.url, "retry": policy})
+    ticket = _deliver(receivers, [sample_alert()])
+    assert [(d.reason, d.attempts) for d in ticket.dead_letters] == [("http_404", 1)]
+    assert http_receiver.calls == 1
+
+    http_receiver.status = 500
+    ticket = _deliver(receivers, [sample_alert()])
+    assert [(d.reason, d.attempts, d.receiver) for d in ticket.dead_letters] == [
+        ("http_500", 3, "am")
+    ]
+
+
+def test_connection_refused_is_retryable_then_dead() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    policy = {**FAST, "max_attempts": 2}
+    receivers = _receivers(
+        ops={
+            "type": "webhook",
+            "url": f"http://127.0.0.1:{port}",
+            "secret": SECRET,
+            "retry": policy,
+        }
+    )
+    ticket = _deliver(receivers, [sample_alert()])
+    assert [d.reason for d in ticket.dead_letters] == ["connect"]
+
+
+def test_alertmanager_and_slack_payloads(http_receiver: HttpReceiver) -> None:
+    receivers = _receivers(
+        am={"type": "alertmanager", "url": http_receiver.url + "/", "token": "t0ken"},
+        slack={"type": "slack", "url": http_receiver.url + "/services/T/B/X"},
+    )
+    _deliver(receivers, [sample_alert(AlertState.RESOLVED)])
+    by_path = {r.path: r for r in http_receiver.accepted()}
+    am = by_path["/api/v2/alerts"]
+    assert am.headers["authorization"] == "Bearer t0ken"
+    (alert,) = am.json()  # type: ignore[misc]
+    assert alert["labels"]["alertname"] == "glass-breaking" and "endsAt" in alert
+    slack = by_path["/services/T/B/X"].json()
+    assert slack["text"].startswith(":white_check_mark: [RESOLVED]")  # type: ignore[index]
+
+
+def test_routing_by_rule_and_severity(tmp_path: Path) -> None:
+    rules = parse_rules(
+        {
+            "rules": [
+                {"id": "a", "match": {"any": ["x"]}, "receivers": ["file"]},
+                {"id": "b", "severity": "info", "match": {"any": ["x"]}},
+            ]
+        }
+    )
+    receivers = _receivers(
+        file={"type": "jsonl", "path": str(tmp_path / "x")},
+        pager={"type": "jsonl", "path": str(tmp_path / "y"), "min_severity": "critical"},
+    )
+    senders = {n: build_sender(r, "unused:1") for n, r in receivers.items()}
+    dispatcher = Dispatcher(receivers, senders, rules, AlertMetrics())
+    assert dispatcher.route(sample_alert(rule_id="a")) == ["file"]
+    assert dispatcher.route(sample_alert(rule_id="b", severity=Severity.INFO)) == ["file"]
+    assert dispatcher.route(sample_alert(rule_id="b")) == ["file", "pager"]
+
+
+@pytest.fixture
+def udp_socket() -> Iterator[socket.socket]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        yield sock
+
+
+def test_syslog_udp(udp_socket: socket.socket) -> None:
+    port = udp_socket.getsockname()[1]
+    receivers = _receivers(
+        siem={
+            "type": "syslog",
+            "host": "127.0.0.1",
+            "port": port,
+            "transport": "udp",
+            "hostname": "ew1",
+        }
+    )
+    _deliver(receivers, [sample_alert()])
+    datagram = udp_socket.recv(65535).decode()
+    assert (
+        datagram.startswith("<130>1 ") and " ew1 earwitness - ALERT [earwitness@32473 " in datagram
+    )
+    assert "|glass-breaking|" in datagram and "externalId=" in datagram
+
+
+def _read_octet_frames(conn: socket.socket, count: int) -> list[bytes]:
+    buffer, frames = b"", []
+    while len(frames) < count:
+        chunk = conn.recv(65535)
+        assert chunk, "connection closed early"
+        buffer += chunk
+        while b" " in buffer:
+            length_text, rest = buffer.split(b" ", 1)
+            length = int(length_text)
+            if len(rest) < length:
+                break
+            frames.append(rest[:length])
+            buffer = rest[length:]
+    return frames
+
+
+def test_syslog_tcp_octet_counting() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(5)
+        port = server.getsockname()[1]
+        receivers = _receivers(siem={"type": "syslog", "host": "127.0.0.1", "port": port})
+        frames: list[bytes] = []
+
+        def accept() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(5)
+                frames.extend(_read_octet_frames(conn, 3))
+
+        reader = threading.Thread(target=accept, name="test-syslog-tcp")
+        reader.start()
+        alerts = [sample_alert(n=n, caption=f"line {n}\nwith é") for n in range(3)]
+        _deliver(receivers, alerts)
+        reader.join(5)
+    assert [f.decode().split("externalId=")[1].split(" ")[0] for f in frames] == [
+        a.idempotency_key for a in alerts
+    ]
+    assert all(b"\n" not in f for f in frames)
+
+
+def test_jsonl_file(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "alerts.jsonl"
+    receivers = _receivers(file={"type": "jsonl", "path": str(path)})
+    alerts = [sample_alert(), sample_alert(AlertState.RESOLVED)]
+    _deliver(receivers, alerts)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["idempotency_key"] for line in lines] == [a.idempotency_key for a in alerts]
+
+
+def test_secrets_stay_out_of_logs_and_reprs(
+    http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_receiver.status = 500
+    slack_url = http_receiver.url + "/services/T000/B000/SECRETSLACKTOKEN"
+    receivers = _receivers(
+        ops={
+            "type": "webhook",
+            "url": http_receiver.url,
+            "secret": SECRET,
+            "retry": {**FAST, "max_attempts": 2},
+        },
+        slack={"type": "slack", "url": slack_url, "retry": {**FAST, "max_attempts": 2}},
+    )
+    with caplog.at_level(logging.DEBUG):
+        _deliver(receivers, [sample_alert()])
+    text = caplog.text + repr(receivers) + str(receivers)
+    assert "dead-lettering" in caplog.text
+    for secret in (SECRET, "SECRETSLACKTOKEN", base64.b64encode(KEY).decode()):
+        assert secret not in text
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    receivers = _receivers(
+        ops={"type": "webhook", "url": "http://x", "secret_file": str(tmp_path / "secret")}
+    )
+    assert receivers["ops"].secret.get_secret_value() == SECRET  # type: ignore[union-attr]
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    policy = RetryPolicy(backoff_initial_s=1, backoff_max_s=8)
+    rng = random.Random(7)
+    for attempt, cap in [(1, 1), (2, 2), (3, 4), (4, 8), (9, 8)]:
+        delays = [backoff_s(policy, attempt, rng, None) for _ in range(200)]
+        assert min(delays) >= 0 and max(delays) <= cap and max(delays) > cap / 2
+    assert backoff_s(policy, 1, rng, 5.0) == 5.0  # Retry-After wins over jitter
+    assert backoff_s(policy, 1, rng, 60.0) == 8  # … up to the cap
+
+
+def test_resender() -> None:
+    receivers = _receivers(
+        am={"type": "alertmanager", "url": "http://am", "resend_every_s": 60},
+        file={"type": "jsonl", "path": "/tmp/x"},
+    )
+    resender = Resender(receivers)
+    alert = sample_alert()
+    route = lambda a: ["am", "file"]  # noqa: E731
+    assert resender.due([alert], route, now_s=0) == []
+    assert resender.due([alert], route, now_s=59) == []
+    assert resender.due([alert], route, now_s=60) == [(alert, "am")]
+    assert resender.due([alert], route, now_s=61) == []
+    assert resender.due([], route, now_s=200) == []
+    assert resender.due([alert], route, now_s=201) == []  # forgotten, clock restarts

@@ -1,0 +1,235 @@
+"""The alert runner against the real broker: checkpoints, dead letters, restarts, SIGKILL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sinks.config import AlertsSettings
+from sinks.incidents import incident_id
+from sinks.metrics import AlertMetrics
+from sinks.rules import RuleSet, parse_rules
+from sinks.runner import AlertRunner
+from sinks.state import load_state
+from tests.sinks.sinkutil import T0_NS, Receiver, caption_event
+from tests.support.kafka import consume, produce
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
+BANG = "A gunshot rings out in the stairwell, followed by a door slamming and running footsteps."
+CALM = "Quiet room tone with a ventilation hum; no gunshots, voices or alarms are heard."
+RULES = {
+    "rules": [
+        {
+            "id": "gunshot",
+            "severity": "critical",
+            "match": {"any": ["gunshot"]},
+            "resolve_after_s": 20,
+        }
+    ]
+}
+
+
+def _settings(
+    bootstrap: str, topics: dict[str, str], receivers: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    return {
+        "rules_path": "rules.yaml",
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "captions_topic": topics["captions"],
+            "state_topic": topics["state"],
+            "dead_letter_topic": topics["dlq"],
+            "group_id": f"alerts-{topics['captions']}",
+            "transactional_id": f"alerts-{topics['captions']}",
+            "session_timeout_ms": 6000,
+            "batch_wait_ms": 100,
+        },
+        "receivers": receivers,
+        "metrics_port": None,
+        "drain_timeout_s": 5,
+        **extra,
+    }
+
+
+@pytest.fixture
+def topics(new_topic: Callable[..., str]) -> dict[str, str]:
+    return {
+        "captions": new_topic(partitions=2),
+        "state": new_topic(config={"cleanup.policy": "compact"}),
+        "dlq": new_topic(),
+    }
+
+
+def _produce(
+    bootstrap: str, topic: str, steps: str, stream_id: str = "cam-12", start: int = 0
+) -> None:
+    events = [
+        caption_event(start + i, BANG if s == "M" else CALM, stream_id=stream_id)
+        for i, s in enumerate(steps)
+    ]
+    produce(bootstrap, topic, [(e.stream_id.encode(), e.to_json()) for e in events])
+
+
+@contextmanager
+def _running(
+    raw: dict[str, Any], rules: RuleSet | None = None, metrics: AlertMetrics | None = None
+) -> Iterator[AlertRunner]:
+    metrics = metrics or AlertMetrics()
+    runner = AlertRunner(AlertsSettings(**raw), rules or parse_rules(RULES), metrics)
+    thread = threading.Thread(target=runner.run, name="test-alert-runner")
+    thread.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        thread.join(60)
+        assert not thread.is_alive()
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_overlapping_windows_one_firing_one_resolved(
+    kafka_bootstrap: str, topics: dict[str, str], new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    out, alerts_topic = tmp_path / "alerts.jsonl", new_topic()
+    receivers = {
+        "file": {"type": "jsonl", "path": str(out)},
+        "bus": {"type": "kafka", "topic": alerts_topic},
+    }
+    raw = _settings(kafka_bootstrap, topics, receivers)
+    _produce(kafka_bootstrap, topics["captions"], "QMMMQQQQ")
+    _produce(kafka_bootstrap, topics["captions"], "MQ", stream_id="cam-7")
+    metrics = AlertMetrics()
+    with _running(raw, metrics=metrics):
+        _wait_for(lambda: len(_lines(out)) >= 3)
+        on_bus = consume(kafka_bootstrap, alerts_topic, count=3, timeout_s=30)
+    cam12 = incident_id("gunshot", "cam-12", T0_NS, 1)
+    cam7 = incident_id("gunshot", "cam-7", T0_NS, 0)
+    expected = sorted([f"{cam12}:firing", f"{cam12}:resolved", f"{cam7}:firing"])
+    assert sorted(line["idempotency_key"] for line in _lines(out)) == expected
+    assert sorted(dict(m.headers())["idempotency-key"].decode() for m in on_bus) == expected
+    state = load_state({"bootstrap.servers": kafka_bootstrap}, topics["state"])
+    assert list(state) == ["gunshot|cam-7"]  # cam-12 resolved: tombstoned
+    sample = metrics.registry.get_sample_value
+    assert sample("earwitness_alerts_rule_matches_total", {"rule": "gunshot"}) == 4
+    assert sample("earwitness_alerts_incidents_open", {"rule": "gunshot"}) == 1
+    assert sample("earwitness_alerts_deliveries_total", {"receiver": "bus", "outcome": "ok"}) == 3
+
+
+def test_restart_continues_incidents_from_the_state_topic(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "alerts.jsonl"
+    raw = _settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
+    _produce(kafka_bootstrap, topics["captions"], "MM")
+    with _running(raw):
+        _wait_for(lambda: len(_lines(out)) >= 1)
+    _produce(kafka_bootstrap, topics["captions"], "MQQQ", start=2)
+    with _running(raw):
+        _wait_for(lambda: len(_lines(out)) >= 2)
+        time.sleep(1)
+    first = incident_id("gunshot", "cam-12", T0_NS, 0)
+    assert [line["idempotency_key"] for line in _lines(out)] == [
+        f"{first}:firing",
+        f"{first}:resolved",
+    ]
+
+
+def test_permanent_failure_goes_to_the_dead_letter_topic(
+    kafka_bootstrap: str, topics: dict[str, str], http_receiver: Receiver
+) -> None:
+    http_receiver.status = 410
+    hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET}
+    raw = _settings(kafka_bootstrap, topics, {"ops": hook})
+    produce(kafka_bootstrap, topics["captions"], [(b"cam-1", b"{not json")])
+    _produce(kafka_bootstrap, topics["captions"], "M")
+    with _running(raw):
+        letters = consume(kafka_bootstrap, topics["dlq"], count=2, timeout_s=60)
+    by_kind = {dict(m.headers())["ew-kind"]: m for m in letters}
+    alert = json.loads(by_kind[b"alert"].value())
+    assert (alert["receiver"], alert["reason"], alert["attempts"]) == ("ops", "http_410", 1)
+    assert (
+        by_kind[b"alert"].key() == f"{incident_id('gunshot', 'cam-12', T0_NS, 0)}:firing".encode()
+    )
+    assert by_kind[b"caption"].value() == b"{not json"
+    assert dict(by_kind[b"caption"].headers())["ew-error"] == b"invalid_caption"
+
+
+def _spawn(config: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "earwitness.cli",
+        "--log-level",
+        "warning",
+        "alerts",
+        "--config",
+        str(config),
+    ]
+    return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.slow
+def test_sigkill_mid_delivery_then_restart_loses_nothing(
+    kafka_bootstrap: str, topics: dict[str, str], http_receiver: Receiver, tmp_path: Path
+) -> None:
+    http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
+    retry = {"timeout_s": 2, "max_attempts": 1000, "backoff_initial_s": 0.05, "backoff_max_s": 0.3}
+    hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": retry}
+    raw = _settings(kafka_bootstrap, topics, {"ops": hook})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES))
+    config = tmp_path / "alerts.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    streams = [f"cam-{n}" for n in range(6)]
+    for stream in streams:
+        _produce(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
+    expected = {
+        f"{incident_id('gunshot', s, T0_NS, 0)}:{state}"
+        for s in streams
+        for state in ("firing", "resolved")
+    }
+
+    first = _spawn(config)
+    try:
+        _wait_for(lambda: http_receiver.calls >= 5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    http_receiver.status = 200
+    second = _spawn(config)
+    try:
+        _wait_for(
+            lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= expected, 90
+        )
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    finally:
+        second.kill()
+    keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
+    assert set(keys) == expected  # none lost; any duplicate carries the same key

@@ -1,0 +1,222 @@
+"""The micro-batcher, driven through its real seam: an async ``caption`` coroutine.
+
+The engine here is a stand-in that records call times and sleeps; the real vLLM engine is
+exercised by tests/stream/test_analyzer.py and tests/engine/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from earwitness.errors import EngineDeadError, TransientError
+from stream.batcher import MicroBatcher, Outcome
+from stream.config import BatchSettings
+from stream.engine import CaptionResult
+from windowing.window import Cursor, Window
+
+
+def make_window(stream: str, index: int) -> Window:
+    cursor = Cursor(stream, 0, index, False, 0, 0, 0, 16_000, 1, "s16le", None)
+    return Window(
+        stream,
+        0,
+        index,
+        index * 10**9,
+        (index + 1) * 10**9,
+        np.zeros(16_000, np.float32),
+        0.0,
+        -20.0,
+        -10.0,
+        False,
+        False,
+        (),
+        cursor,
+    )
+
+
+class ScriptedEngine:
+    """Answers after ``delay_s``; fails the first ``failures[request]`` attempts of a request."""
+
+    def __init__(
+        self,
+        delay_s: float = 0.01,
+        failures: dict[str, int] | None = None,
+        dead_after: int | None = None,
+    ) -> None:
+        self.delay_s = delay_s
+        self.failures = dict(failures or {})
+        self.dead_after = dead_after
+        self.calls: list[tuple[float, str]] = []
+        self.running = 0
+        self.most_running = 0
+
+    async def caption(self, samples: object, request_id: str) -> CaptionResult:
+        self.calls.append((time.monotonic(), request_id))
+        if self.dead_after is not None and len(self.calls) > self.dead_after:
+            raise EngineDeadError("engine core exited")
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            await asyncio.sleep(self.delay_s)
+        finally:
+            self.running -= 1
+        if self.failures.get(request_id, 0) > 0:
+            self.failures[request_id] -= 1
+            raise TransientError("request failed")
+        return CaptionResult(request_id, f"caption of {request_id}", 3, 400, "stop", 1.0)
+
+
+def request_id(window: Window) -> str:
+    return f"{window.stream_id}#{window.index}"
+
+
+async def run_batcher(
+    engine: ScriptedEngine,
+    settings: BatchSettings,
+    windows: list[Window],
+    expect: int,
+    spacing_s: float = 0.0,
+) -> tuple[MicroBatcher, list[Outcome]]:
+    done: list[Outcome] = []
+    batcher = MicroBatcher(engine, settings, done.append, request_id)
+    task = asyncio.create_task(batcher.run())
+    for window in windows:
+        batcher.submit(window)
+        if spacing_s:
+            await asyncio.sleep(spacing_s)
+    async with asyncio.timeout(10):
+        while len(done) < expect:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return batcher, done
+
+
+def test_batches_fill_to_max_batch():
+    """10 windows at once, max_batch 4:  |####|####|##|  → batches of 4, 4, 2"""
+    settings = BatchSettings(max_batch=4, max_wait_ms=200, max_inflight=64)
+    windows = [make_window("s", i) for i in range(10)]
+
+    batcher, done = asyncio.run(run_batcher(ScriptedEngine(), settings, windows, 10))
+
+    assert batcher.batch_sizes == [4, 4, 2]
+    assert sorted(o.window.index for o in done) == list(range(10))
+    assert all(o.result is not None and o.error is None for o in done)
+
+
+def test_a_batch_closes_at_max_wait_ms():
+    """one window, then nothing: the batch leaves after max_wait_ms with 1 window"""
+    settings = BatchSettings(max_batch=8, max_wait_ms=30, max_inflight=8)
+    engine = ScriptedEngine()
+
+    async def scenario() -> tuple[float, list[int]]:
+        started = time.monotonic()
+        batcher, _ = await run_batcher(engine, settings, [make_window("s", 0)], 1)
+        return engine.calls[0][0] - started, batcher.batch_sizes
+
+    waited_s, sizes = asyncio.run(scenario())
+    assert sizes == [1]
+    assert 0.025 <= waited_s < 0.5
+
+
+def test_oldest_window_first_across_streams():
+    """a busy stream's backlog does not starve a window that became ready earlier"""
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, max_inflight=1)
+    engine = ScriptedEngine(delay_s=0.002)
+
+    async def scenario() -> list[str]:
+        done: list[Outcome] = []
+        batcher = MicroBatcher(engine, settings, done.append, request_id)
+        now = time.monotonic_ns()
+        batcher.submit(make_window("quiet", 0), ready_ns=now + 100)
+        for i in range(5):
+            batcher.submit(make_window("busy", i), ready_ns=now + 200 + i)
+        batcher.submit(make_window("late", 0), ready_ns=now + 150)
+        task = asyncio.create_task(batcher.run())
+        async with asyncio.timeout(5):
+            while len(done) < 7:
+                await asyncio.sleep(0.005)
+        task.cancel()
+        return [rid for _, rid in engine.calls]
+
+    order = asyncio.run(scenario())
+    assert order == ["quiet#0", "late#0", "busy#0", "busy#1", "busy#2", "busy#3", "busy#4"]
+
+
+def test_never_more_than_max_inflight_in_the_engine():
+    settings = BatchSettings(max_batch=16, max_wait_ms=5, max_inflight=3)
+    engine = ScriptedEngine(delay_s=0.02)
+    windows = [make_window("s", i) for i in range(12)]
+
+    _, done = asyncio.run(run_batcher(engine, settings, windows, 12))
+
+    assert len(done) == 12
+    assert engine.most_running == 3
+
+
+def test_a_failed_request_is_retried_once_then_reported():
+    settings = BatchSettings(max_batch=4, max_wait_ms=1, request_retries=1)
+    engine = ScriptedEngine(failures={"s#0": 1, "s#1": 2})
+    windows = [make_window("s", 0), make_window("s", 1)]
+
+    _, done = asyncio.run(run_batcher(engine, settings, windows, 2))
+
+    by_index = {o.window.index: o for o in done}
+    assert by_index[0].result is not None and by_index[0].attempts == 2
+    assert by_index[1].result is None and by_index[1].attempts == 2
+    assert "failed after 2 attempts" in (by_index[1].error or "")
+
+
+def test_a_dead_engine_ends_run_and_reports_nothing_unfinished():
+    """dead engine: finished windows are reported; the rest are not (they will be replayed)"""
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, max_inflight=1)
+    engine = ScriptedEngine(dead_after=2)
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        batcher = MicroBatcher(engine, settings, done.append, request_id)
+        for i in range(5):
+            batcher.submit(make_window("s", i))
+        with pytest.raises(EngineDeadError):
+            async with asyncio.timeout(5):
+                await batcher.run()
+        return done
+
+    done = asyncio.run(scenario())
+    assert [o.window.index for o in done] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("policy", "shed_indexes"),
+    [("skip", [0, 1, 2, 3, 4, 5]), ("widen", [1, 3, 5])],
+)
+def test_stale_windows_are_shed_and_reported(policy: str, shed_indexes: list[int]):
+    """windows queued longer than max_lag_s: skip sheds them all, widen sheds odd indexes"""
+    settings = BatchSettings(max_batch=8, max_wait_ms=0, max_lag_s=1.0, shed=policy)
+    engine = ScriptedEngine()
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        batcher = MicroBatcher(engine, settings, done.append, request_id)
+        stale_ns = time.monotonic_ns() - 5 * 10**9
+        for i in range(6):
+            batcher.submit(make_window("s", i), ready_ns=stale_ns + i)
+        batcher.submit(make_window("fresh", 0))
+        task = asyncio.create_task(batcher.run())
+        async with asyncio.timeout(5):
+            while len(done) < 7:
+                await asyncio.sleep(0.005)
+        task.cancel()
+        return done
+
+    done = asyncio.run(scenario())
+    shed = sorted(o.window.index for o in done if o.shed is not None)
+    assert shed == shed_indexes
+    assert all("max_lag_s" in (o.shed or "") for o in done if o.shed)
+    captioned = {(o.window.stream_id, o.window.index) for o in done if o.result is not None}
+    assert ("fresh", 0) in captioned
+    assert len(done) == 7

@@ -1,0 +1,1 @@
+"""Test helpers shared across tiers: the local broker and small Kafka utilities."""

@@ -1,0 +1,272 @@
+"""One segment: continuous audio of one format on one grid, cut into windows as it grows.
+
+::
+
+    16 kHz sample   0         H         2H        3H     end
+                    ├──────── window 0 ─────────┤
+                              ├──────── window 1 ─────────┤
+                                        ├─ tail (final, on close) ─┤
+    ring            [ trimmed ][ held: next window's start → end   ]
+
+Window ``k`` covers samples ``[k·H, k·H + W)`` counted from the segment's first sample (t0, the
+first frame's ew-ts), so its stream time is ``[t0 + k·H·62.5 µs, t0 + (k·H + W)·62.5 µs)``. It is
+emitted as soon as ``end`` reaches ``k·H + W``. Positions come from sample counts; ew-ts only
+decides, one level up, whether a frame continues the segment.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import takewhile
+
+import numpy as np
+
+from windowing.config import NS_PER_OUT_SAMPLE, OUT_RATE_HZ, WindowSettings
+from windowing.convert import Converter
+from windowing.ring import SampleRing
+from windowing.window import Cursor, Window, WindowStats, levels
+from windowing.wire import SAMPLE_WIDTH, Frame
+
+RING_SLACK_SAMPLES = OUT_RATE_HZ // 2
+"""Room beyond one window, so a frame always fits once ready windows are out."""
+
+Span = tuple[int, int, int, int, object]
+"""A frame in the segment: (16 kHz start, input-rate start, ew-seq, ew-ts, position)."""
+
+
+class Segment:
+    """Builds the windows of one segment; the stream decides which frames belong to it."""
+
+    __slots__ = (
+        "_channels",
+        "_converter",
+        "_drift_ns",
+        "_fmt",
+        "_gaps",
+        "_held",
+        "_hop",
+        "_min",
+        "_next_end",
+        "_raw",
+        "_ring",
+        "_silence_dbfs",
+        "_spans",
+        "_stats",
+        "_width",
+        "_window",
+        "expected_ts_ns",
+        "id",
+        "in_samples",
+        "last_seq",
+        "next_index",
+        "rate_hz",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        stream_id: str,
+        segment_id: int,
+        fmt: tuple[int, int, str],
+        *,
+        settings: WindowSettings,
+        stats: WindowStats,
+        held: Callable[[], Iterable[object]],
+        next_index: int = 0,
+        in_sample: int = 0,
+    ) -> None:
+        self.stream_id, self.id = stream_id, segment_id
+        self.rate_hz, self._channels, self._fmt = fmt
+        self._width = self._channels * SAMPLE_WIDTH[self._fmt]
+        self._window, self._hop = settings.window_samples, settings.hop_samples
+        self._min, self._silence_dbfs = settings.min_window_samples, settings.silence_dbfs
+        self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
+        self._stats, self._held = stats, held
+        self._converter = Converter(
+            self.rate_hz, self._channels, self._fmt, settings.resample_quality
+        )
+        self._raw = self._converter.raw
+        capacity = self._window + RING_SLACK_SAMPLES
+        self._ring = SampleRing(capacity, self._out(in_sample), self._converter.dtype)
+        self.in_samples = in_sample
+        self.next_index = next_index
+        self._next_end = next_index * self._hop + self._window
+        self._gaps: deque[tuple[int, int]] = deque()
+        self._spans: deque[Span] = deque()
+        self.last_seq = -1
+        self.expected_ts_ns = segment_id
+
+    @property
+    def format(self) -> tuple[int, int, str]:
+        return self.rate_hz, self._channels, self._fmt
+
+    @property
+    def held_bytes(self) -> int:
+        return self._ring.nbytes
+
+    def positions(self) -> Iterable[object]:
+        """Positions of the frames the next windows still need."""
+        return (span[4] for span in self._spans)
+
+    def extend(self, frame: Frame, out: list[Window]) -> bool:
+        """The hot path: append ``frame`` if it simply continues the segment, else say False.
+
+        It continues when it is the next ew-seq, has the same format, and its ew-ts is where
+        the sample count expects it, within ``max_ts_drift_ms``.
+        """
+        if (
+            frame.seq != self.last_seq + 1
+            or frame.rate_hz != self.rate_hz
+            or frame.channels != self._channels
+            or frame.fmt != self._fmt
+            or abs(frame.ts_ns - self.expected_ts_ns) > self._drift_ns
+        ):
+            return False
+        start = self.in_samples
+        out_start = start * OUT_RATE_HZ // self.rate_hz
+        self._spans.append((out_start, start, frame.seq, frame.ts_ns, frame.position))
+        pcm = frame.pcm
+        n = len(pcm) // self._width
+        self.in_samples = start + n
+        self.last_seq = frame.seq
+        self.expected_ts_ns = frame.ts_ns + n * 1_000_000_000 // self.rate_hz
+        ring = self._ring
+        if self._raw and n <= ring.free:
+            ring.append_bytes(pcm)
+            if ring.end >= self._next_end:
+                self._emit_ready(out)
+        else:
+            self._write(self._converter.convert(pcm), out)
+        return True
+
+    def add(self, frame: Frame, gap_in: int, out: list[Window]) -> None:
+        """Append ``gap_in`` input-rate samples of silence, then ``frame``."""
+        lo = self._out(self.in_samples)
+        self.in_samples += gap_in
+        hi = self._out(self.in_samples)
+        self._spans.append((hi, self.in_samples, frame.seq, frame.ts_ns, frame.position))
+        if hi > lo:
+            self._gaps.append((lo, hi))
+            self._stats.gaps_filled += 1
+            self._stats.gap_samples += hi - lo
+            self._write(self._converter.silence(gap_in), out)
+        self._append(frame, out)
+
+    def close(self, out: list[Window], next_frame: Frame | None = None) -> None:
+        """Flush the resampler and emit the tail as a final window if it is long enough."""
+        self._write(self._converter.flush(), out)
+        lo, hi = self.next_index * self._hop, self._ring.end
+        emitted_end = lo if self.next_index == 0 else self._next_end - self._hop
+        if hi > emitted_end and hi - lo >= self._min:
+            out.append(self._emit(lo, hi, next_frame, final=True))
+        elif hi > emitted_end:
+            self._stats.short_tails_dropped += 1
+        self._ring = SampleRing(0, hi)
+
+    def _append(self, frame: Frame, out: list[Window]) -> None:
+        """The unhurried twin of :meth:`extend`'s tail."""
+        n = len(frame.pcm) // self._width
+        self.in_samples += n
+        self.last_seq = frame.seq
+        self.expected_ts_ns = frame.ts_ns + n * 1_000_000_000 // self.rate_hz
+        self._write(self._converter.convert(frame.pcm), out)
+
+    def _write(self, samples: np.ndarray, out: list[Window]) -> None:
+        ring = self._ring
+        while len(samples) > ring.free:
+            ring.trim(self._next_end - self._window)
+            part = ring.free
+            ring.append(samples[:part])
+            samples = samples[part:]
+            self._emit_ready(out)
+        ring.append(samples)
+        self._emit_ready(out)
+
+    def _emit_ready(self, out: list[Window]) -> None:
+        while self._ring.end >= self._next_end:
+            out.append(self._emit(self._next_end - self._window, self._next_end))
+
+    def _emit(
+        self, lo: int, hi: int, next_frame: Frame | None = None, final: bool = False
+    ) -> Window:
+        """Window ``next_index`` over ``[lo, hi)``; full ones advance the grid, tails close it."""
+        samples = self._ring.copy(lo, hi, self._converter.scale)
+        samples.flags.writeable = False
+        rms, peak = levels(samples)
+        gap = self._gap_share(lo, hi)
+        positions = tuple(s[4] for s in takewhile(lambda s: s[0] < hi, self._spans))
+        index = self.next_index
+        if not final:
+            self._advance()
+        cursor = self._final_cursor(index, next_frame) if final else self._cursor(index)
+        self._count(final, rms < self._silence_dbfs)
+        return Window(
+            self.stream_id,
+            self.id,
+            index,
+            self.id + lo * NS_PER_OUT_SAMPLE,
+            self.id + hi * NS_PER_OUT_SAMPLE,
+            samples,
+            gap,
+            rms,
+            peak,
+            rms < self._silence_dbfs,
+            final,
+            positions,
+            cursor,
+        )
+
+    def _advance(self) -> None:
+        self.next_index += 1
+        self._next_end += self._hop
+        start = self._next_end - self._window
+        self._ring.trim(start)
+        while self._gaps and self._gaps[0][1] <= start:
+            self._gaps.popleft()
+        while len(self._spans) > 1 and self._spans[1][0] <= start:
+            self._spans.popleft()
+
+    def _gap_share(self, lo: int, hi: int) -> float:
+        filled = sum(max(0, min(g_hi, hi) - max(g_lo, lo)) for g_lo, g_hi in self._gaps)
+        return filled / (hi - lo)
+
+    def _cursor(self, index: int) -> Cursor:
+        _, in_start, seq, ts_ns, _ = self._spans[0]
+        rate, channels, fmt = self.format
+        position = _lowest(self.positions(), self._held())
+        return Cursor(
+            self.stream_id,
+            self.id,
+            index,
+            False,
+            seq,
+            ts_ns,
+            in_start,
+            rate,
+            channels,
+            fmt,
+            position,
+        )
+
+    def _final_cursor(self, index: int, next_frame: Frame | None) -> Cursor:
+        if next_frame is None:
+            seq, ts_ns, position = self.last_seq + 1, self.expected_ts_ns, _lowest(self._held())
+        else:
+            seq, ts_ns = next_frame.seq, next_frame.ts_ns
+            position = _lowest((next_frame.position,), self._held())
+        return Cursor(self.stream_id, self.id, index, True, seq, ts_ns, 0, *self.format, position)
+
+    def _count(self, final: bool, silent: bool) -> None:
+        self._stats.windows += 1
+        self._stats.final_windows += final
+        self._stats.silent_windows += silent
+
+    def _out(self, in_sample: int) -> int:
+        return in_sample * OUT_RATE_HZ // self.rate_hz
+
+
+def _lowest(*groups: Iterable[object]) -> object:
+    """The smallest non-None position, or None."""
+    present = [p for group in groups for p in group if p is not None]
+    return min(present) if present else None  # type: ignore[type-var]

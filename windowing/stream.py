@@ -1,0 +1,175 @@
+"""One stream: jitter buffer → continuity decision → current segment.
+
+A released frame continues the segment when its format is unchanged and its ew-ts lands where
+the sample count expects it (``expected``), within ``max_ts_drift_ms`` (drift is absorbed: the
+next expectation restarts from the frame's own ew-ts). Otherwise::
+
+    delta = ew-ts - expected        (ew-seq reset or format change: always a new segment)
+
+    ──────────┼────────┼───────────────────────────┼──────────►  delta
+      jump    -drift   0   hole filled with silence  max_gap       new segment
+      back               (only if ew-seq skipped a number or delta > drift)
+
+A new segment first closes the old one, whose tail comes out as a final window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from windowing.config import WindowSettings
+from windowing.reorder import Offer, Reorder
+from windowing.segment import Segment
+from windowing.window import Cursor, Window, WindowStats
+from windowing.wire import Frame
+
+NO_FLOOR = -1
+
+
+class Stream:
+    """The state ``windowing/`` keeps for one stream id."""
+
+    __slots__ = (
+        "_drift_ns",
+        "_floor_ts_ns",
+        "_max_gap_ns",
+        "_settings",
+        "_stats",
+        "cursor",
+        "id",
+        "last_seen_s",
+        "reorder",
+        "segment",
+    )
+
+    def __init__(
+        self, stream_id: str, settings: WindowSettings, stats: WindowStats, now_s: float
+    ) -> None:
+        self.id = stream_id
+        self._settings, self._stats = settings, stats
+        self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
+        self._max_gap_ns = round(settings.max_gap_s * 1e9)
+        self.reorder = Reorder(settings.jitter_frames)
+        self.segment: Segment | None = None
+        self.cursor: Cursor | None = None
+        self.last_seen_s = now_s
+        self._floor_ts_ns = NO_FLOOR
+
+    def push(self, frame: Frame, out: list[Window]) -> None:
+        """Take one frame; append the windows it completes to ``out``."""
+        before = len(out)
+        if frame.ts_ns < self._floor_ts_ns:
+            self._stats.duplicates += 1
+            return
+        offer = self.reorder.offer(frame)
+        if offer is Offer.IN_ORDER:
+            self._accept(frame, out)
+        else:
+            self._reorder(offer, frame, out)
+        if len(out) > before:
+            self.cursor = out[-1].cursor
+
+    def flush(self, out: list[Window]) -> None:
+        """Give up every hole, emit everything, close the segment (idle, eviction, shutdown)."""
+        before = len(out)
+        self._accept_all(self.reorder.drain(), out)
+        self._close(out)
+        if len(out) > before:
+            self.cursor = out[-1].cursor
+
+    def _reorder(self, offer: Offer, frame: Frame, out: list[Window]) -> None:
+        if offer is Offer.HELD:
+            self._accept_all(self.reorder.ready(), out)
+        elif offer is Offer.RESET:
+            self._stats.seq_resets += 1
+            self._accept_all(self.reorder.drain(), out)
+            self.reorder.restart(frame)
+            self._accept_all(self.reorder.ready(), out)
+        elif offer is Offer.LATE:
+            self._stats.late += 1
+        else:
+            self._stats.duplicates += 1
+
+    def restore(self, cursor: Cursor) -> None:
+        """Continue from ``cursor``: replayed frames before its anchor are dropped as duplicates."""
+        self.reorder.resume(cursor.seq, cursor.ts_ns - 1)
+        self._floor_ts_ns = cursor.ts_ns
+        self.cursor = cursor
+        if cursor.final:
+            return
+        fmt = (cursor.rate_hz, cursor.channels, cursor.fmt)
+        self.segment = self._segment(
+            cursor.segment_id, fmt, cursor.window_index + 1, cursor.in_sample
+        )
+        self.segment.last_seq = cursor.seq - 1
+        self.segment.expected_ts_ns = cursor.ts_ns
+
+    def oldest_needed(self) -> object:
+        positions = [p for p in self.reorder.held_positions() if p is not None]
+        if self.segment is not None:
+            positions.extend(p for p in self.segment.positions() if p is not None)
+        return min(positions) if positions else None  # type: ignore[type-var]
+
+    def held_bytes(self) -> int:
+        ring = self.segment.held_bytes if self.segment is not None else 0
+        return ring + self.reorder.held_bytes()
+
+    def _accept_all(self, frames: Iterator[Frame], out: list[Window]) -> None:
+        for frame in frames:
+            self._accept(frame, out)
+
+    def _accept(self, frame: Frame, out: list[Window]) -> None:
+        self._floor_ts_ns = NO_FLOOR
+        segment = self.segment
+        if segment is None or not segment.extend(frame, out):
+            self._place(frame, segment, out)
+        if frame.eos:
+            self._close(out)
+
+    def _place(self, frame: Frame, segment: Segment | None, out: list[Window]) -> None:
+        """A frame that does not simply continue: fill a hole before it, or start a segment."""
+        gap_in = -1 if segment is None else self._gap(segment, frame)
+        if segment is None or gap_in < 0:
+            self._close(out, frame)
+            segment = self.segment = self._start(frame)
+            gap_in = 0
+        segment.add(frame, gap_in, out)
+
+    def _gap(self, segment: Segment, frame: Frame) -> int:
+        """Input-rate samples of silence before ``frame``, or -1: it starts a new segment."""
+        same_format = segment.format == (frame.rate_hz, frame.channels, frame.fmt)
+        if frame.seq <= segment.last_seq or not same_format:
+            return -1
+        delta = frame.ts_ns - segment.expected_ts_ns
+        skipped = frame.seq - segment.last_seq - 1
+        if not -self._drift_ns <= delta <= self._max_gap_ns:
+            return -1
+        self._stats.frames_missing += skipped
+        return max(0, delta) * frame.rate_hz // 1_000_000_000
+
+    def _start(self, frame: Frame) -> Segment:
+        self._stats.segments_started += 1
+        fmt = (frame.rate_hz, frame.channels, frame.fmt)
+        segment = self._segment(frame.ts_ns, fmt)
+        segment.last_seq = frame.seq - 1
+        segment.expected_ts_ns = frame.ts_ns
+        return segment
+
+    def _segment(
+        self, segment_id: int, fmt: tuple[int, int, str], next_index: int = 0, in_sample: int = 0
+    ) -> Segment:
+        return Segment(
+            self.id,
+            segment_id,
+            fmt,
+            settings=self._settings,
+            stats=self._stats,
+            held=self.reorder.held_positions,
+            next_index=next_index,
+            in_sample=in_sample,
+        )
+
+    def _close(self, out: list[Window], next_frame: Frame | None = None) -> None:
+        if self.segment is not None:
+            self.segment.close(out, next_frame)
+            self.segment = None
