@@ -3,6 +3,9 @@
 Settings classes are pydantic-settings models (frozen, validated, units in field names). The
 environment wins over the file, so a Helm chart or a shell can override one field without
 rewriting the file. Nested fields use ``__``: ``EARWITNESS_ENGINE__MAX_NUM_SEQS=64``.
+
+Relative paths in a config file (values of keys named ``path`` or ending in ``_path``, ``_file``
+or ``_dir``) are relative to the file's folder; from the environment, to the working directory.
 """
 
 from __future__ import annotations
@@ -74,4 +77,22 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return data
+    return _resolve_paths(data, path.parent)
+
+
+def _is_path_key(key: object) -> bool:
+    return isinstance(key, str) and (key == "path" or key.endswith(("_path", "_file", "_dir")))
+
+
+def _resolve_paths(node: Any, base: Path) -> Any:
+    """Relative path values (see the module docstring) made relative to ``base``."""
+    if isinstance(node, dict):
+        return {
+            key: str(base / value)
+            if _is_path_key(key) and isinstance(value, str) and not Path(value).is_absolute()
+            else _resolve_paths(value, base)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_resolve_paths(item, base) for item in node]
+    return node

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from earwitness import failpoints
 from earwitness.errors import KafkaFatalError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class TransactionalProducer:
                 self._producer.send_offsets_to_transaction(
                     tps, consumer.consumer_group_metadata(), self.timeout_s
                 )
+            failpoints.hit("checkpoint.before_commit")
             self._commit()
+            failpoints.hit("checkpoint.after_commit")
         except KafkaException as exc:
             self._fail(exc)
 

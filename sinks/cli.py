@@ -28,12 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from earwitness.config import load_settings
-    from earwitness.errors import ConfigError, FatalError
+    from earwitness.errors import ConfigError, FatalError, TransientError
     from sinks.config import AlertsSettings
 
     try:
         settings = load_settings(AlertsSettings, args.config)
-        rules = _load_rules(settings, args.config)
+        rules = _load_rules(settings)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
@@ -47,19 +47,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         return _serve(settings, rules)
+    except (ConfigError, TransientError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     except FatalError as exc:
         log.error("fatal: %s", exc)
         return 1
 
 
-def _load_rules(settings: AlertsSettings, config_path: Path) -> RuleSet:
-    """Rules path relative to the config file's folder unless absolute."""
+def _load_rules(settings: AlertsSettings) -> RuleSet:
+    """The rules file (a relative ``rules_path`` in the config file is relative to it)."""
     from sinks.rules import load_rules
 
-    rules_path = settings.rules_path
-    if not rules_path.is_absolute():
-        rules_path = config_path.parent / rules_path
-    rules = load_rules(rules_path)
+    rules = load_rules(settings.rules_path)
     rules.check_receivers(set(settings.receivers))
     return rules
 
@@ -68,6 +68,7 @@ def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
     from sinks.metrics import AlertMetrics, MetricsServer
     from sinks.runner import AlertRunner
 
+    _ensure_topics(settings)
     metrics = AlertMetrics()
     server = None
     if settings.metrics_port is not None:
@@ -81,3 +82,19 @@ def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
     finally:
         if server is not None:
             server.stop()
+
+
+def _ensure_topics(settings: AlertsSettings) -> None:
+    """The compacted state topic and the dead-letter topic, created when missing (if allowed)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from earwitness.topics import create_missing, existing_topics
+
+    kafka = settings.kafka
+    admin = AdminClient(kafka.client())
+    existing = existing_topics(admin)
+    wanted = [
+        NewTopic(kafka.state_topic, 1, -1, config={"cleanup.policy": "compact"}),
+        NewTopic(kafka.dead_letter_topic, 1, -1),
+    ]
+    create_missing(admin, wanted, existing, allowed=kafka.create_topics)

@@ -178,6 +178,13 @@ class KafkaSettings(BaseModel):
     client_config: dict[str, str] = Field(
         default_factory=dict, description="Extra librdkafka settings (security, TLS)."
     )
+    create_topics: bool = Field(
+        default=True, description="Create the state and dead-letter topics if they are missing."
+    )
+
+    def client(self) -> dict[str, object]:
+        """Properties common to every client the runner makes."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.client_config}
 
 
 class AlertsSettings(Settings):

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from earwitness import failpoints
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
 from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer, window_key
 from stream.config import AnalyzerSettings, load_analyzer_settings
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(settings: AnalyzerSettings) -> int:
+    failpoints.arm(settings.failpoints)
     metrics = AnalyzerMetrics()
     health = Health(stall_s=max(60.0, settings.kafka.max_poll_interval_ms / 1000 / 2))
     server = HealthServer(settings.http.host, settings.http.port, health, metrics.registry)
@@ -64,6 +66,7 @@ def _serve(
     except EngineDeadError as exc:
         logger.error("%s", exc)
         return EXIT_ENGINE_DEAD
+    health.beat()
     health.engine_warm = True
     analyzer = Analyzer(settings, worker, metrics, health)
     for signum in (signal.SIGTERM, signal.SIGINT):

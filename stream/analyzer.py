@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from earwitness import failpoints
 from earwitness.errors import BadInputError, KafkaFatalError
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
 from stream.batcher import Outcome
@@ -360,6 +361,7 @@ class Analyzer:
         numbers = sorted(tp.partition for tp in partitions)
         logger.info("assigned %s", numbers)
         self._restore(numbers)
+        failpoints.hit("assign.restored")
         self._assigned.update(numbers)
         consumer.incremental_assign(partitions)
         if self._paused:

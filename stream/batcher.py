@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from earwitness import failpoints
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
 from stream.config import BatchSettings, ShedPolicy
 from stream.engine import CaptionResult
@@ -199,6 +200,7 @@ class MicroBatcher:
         if not batch:
             return
         self.batch_sizes.append(len(batch))
+        failpoints.hit("batch.launched")
         now_ns = time.monotonic_ns()
         for item in batch:
             queued_ms = (now_ns - item.ready_ns) / 1e6

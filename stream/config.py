@@ -178,6 +178,10 @@ class AnalyzerSettings(Settings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    failpoints: dict[str, int] = Field(
+        default_factory=dict,
+        description="Testing only: SIGKILL at the n-th hit of a named point (see failpoints.py).",
+    )
 
 
 def load_analyzer_settings(path: Path | None = None) -> AnalyzerSettings:

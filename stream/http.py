@@ -34,6 +34,8 @@ class Health:
     def healthy(self) -> tuple[bool, str]:
         if not self.engine_alive():
             return False, "engine dead"
+        if not self.engine_warm:
+            return True, "engine warming up"  # the poll loop starts once the engine is warm
         stalled = time.monotonic() - self.heartbeat_s
         if stalled > self.stall_s:
             return False, f"poll loop stalled for {stalled:.0f} s"

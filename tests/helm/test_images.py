@@ -79,10 +79,14 @@ def test_dockerfile_installs_like_the_makefile(image: str) -> None:
     assert ("ENTRYPOINT", '["earwitness"]') in steps
 
 
-def test_makefile_still_installs_lock_then_project_without_deps() -> None:
-    """If the Makefile's recipe changes, the Dockerfiles must follow (this test says when)."""
+def test_makefile_still_syncs_lock_then_project_without_deps() -> None:
+    """If the Makefile's recipe changes, the Dockerfiles must follow (this test says when).
+
+    The Makefile syncs an existing venv to the lock (``uv pip sync``: exactly the lock, no
+    resolution); an image installs into a fresh one (``install --no-deps -r``): the same set.
+    """
     recipe = (REPO / "Makefile").read_text()
-    assert "uv pip install --no-deps -r $(LOCK)" in recipe
+    assert "uv pip sync $(LOCK)" in recipe
     assert "uv pip install --no-deps -e ." in recipe
     assert _makefile_var("LOCK") == "requirements/ci.lock"
 

@@ -1,0 +1,82 @@
+"""Changelog cursors (``stream/changelog.py``, ``stream/cursors.py``): no broker, no engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from earwitness.errors import BadInputError
+from stream.changelog import _apply, decode_cursor, encode_cursor
+from stream.cursors import StreamCursors
+from windowing.window import Cursor
+
+
+def cursor(stream: str = "cam-1", index: int = 4, position: object = (1, 1234)) -> Cursor:
+    return Cursor(
+        stream_id=stream,
+        segment_id=1_800_000_000_000_000_000,
+        window_index=index,
+        final=False,
+        seq=300,
+        ts_ns=1_800_000_006_000_000_000,
+        in_sample=96_000,
+        rate_hz=48_000,
+        channels=2,
+        fmt="s16le",
+        position=position,
+    )
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        cursor(),
+        cursor(position=None),
+        cursor(stream="überwachung/kamera 7", index=0),
+        Cursor("s", 5, 9, True, 10, 20, 0, 16_000, 1, "f32le", (0, 0)),
+    ],
+)
+def test_encode_decode_round_trip(original: Cursor) -> None:
+    value = encode_cursor(original)
+    assert isinstance(value, bytes)
+    decoded = decode_cursor(value)
+    assert decoded == original
+    assert isinstance(decoded.position, tuple | type(None)), "positions must compare as tuples"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"not json", b"[1, 2]", b'{"stream_id": "x"}', b'{"stream_id": "x", "bogus": 1}'],
+)
+def test_unreadable_records_raise_bad_input(value: bytes) -> None:
+    with pytest.raises(BadInputError) as caught:
+        decode_cursor(value)
+    assert caught.value.reason == "bad_cursor"
+
+
+def test_replaying_the_changelog_keeps_the_latest_cursor_and_honours_tombstones() -> None:
+    cursors: dict[str, Cursor] = {}
+    _apply(cursors, b"a", encode_cursor(cursor("a", 1)))
+    _apply(cursors, b"b", encode_cursor(cursor("b", 1)))
+    _apply(cursors, b"a", encode_cursor(cursor("a", 2)))
+    _apply(cursors, b"b", None)  # tombstone
+    _apply(cursors, None, encode_cursor(cursor("c", 1)))  # no key: ignored
+    _apply(cursors, b"a", b"garbage")  # unreadable: skipped, the last good one stays
+    assert cursors == {"a": cursor("a", 2)}
+
+
+def test_stream_cursors_mark_published_streams_dirty_until_checkpointed() -> None:
+    cursors = StreamCursors()
+    cursors.restored({"a": cursor("a", 3)}, partition=1)
+    assert cursors.partition_of == {"a": 1} and cursors.take_dirty() == []
+    cursors.seen("b", 0)
+    cursors.on_emitted(cursor("b", 0))
+    assert cursors.take_dirty() == [], "emitted is not published"
+    cursors.on_published(cursor("b", 0))
+    cursors.on_published(cursor("a", 4))
+    assert cursors.take_dirty() == [cursor("a", 4), cursor("b", 0)]
+    cursors.checkpointed()
+    assert cursors.take_dirty() == []
+    assert cursors.streams_in([1]) == ["a"]
+    cursors.on_published(cursor("a", 5))
+    cursors.forget(["a"])
+    assert cursors.take_dirty() == [] and cursors.streams_in([1]) == []
