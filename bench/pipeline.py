@@ -27,28 +27,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stream.analyzer import Analyzer  # noqa: E402
-from stream.config import AnalyzerSettings, BatchSettings, KafkaSettings  # noqa: E402
-from stream.engine import EngineSettings  # noqa: E402
-from stream.events import CaptionEvent  # noqa: E402
-from stream.http import Health  # noqa: E402
-from stream.metrics import AnalyzerMetrics  # noqa: E402
-from stream.testmodel import write_test_model  # noqa: E402
-from stream.topics import ensure_topics  # noqa: E402
-from stream.worker import EngineWorker  # noqa: E402
-from tests.support.frames import Tone, publish_interleaved  # noqa: E402
-from tests.support.kafka import LocalBroker, consume, unique_name  # noqa: E402
-from windowing import Windower  # noqa: E402
-from windowing.config import WindowSettings  # noqa: E402
-from windowing.wire import decode_frame  # noqa: E402
+from stream.analyzer import Analyzer
+from stream.config import AnalyzerSettings, BatchSettings, KafkaSettings
+from stream.engine import EngineSettings
+from stream.events import CaptionEvent
+from stream.http import Health
+from stream.metrics import AnalyzerMetrics
+from stream.testmodel import write_test_model
+from stream.topics import ensure_topics
+from stream.worker import EngineWorker
+from tests.support.frames import Tone, publish_interleaved
+from tests.support.kafka import LocalBroker, unique_name
+from windowing import Windower
+from windowing.config import WindowSettings
+from windowing.wire import decode_frame
 
 WINDOWING = WindowSettings(window_s=30, hop_s=10, idle_timeout_s=600)
 BATCH = BatchSettings(max_batch=16, max_wait_ms=50, max_inflight=32, drain_timeout_s=600)
 
 
 def tones(streams: int, seconds: float) -> list[Tone]:
-    return [Tone(f"cam-{i:03d}", seconds, amplitude=0.1 + 0.02 * (i % 10), eos=True)
-            for i in range(streams)]
+    return [
+        Tone(f"cam-{i:03d}", seconds, amplitude=0.1 + 0.02 * (i % 10), eos=True)
+        for i in range(streams)
+    ]
 
 
 def windows_of(workload: list[Tone]) -> list:
@@ -71,11 +73,21 @@ def engine_alone(worker: EngineWorker, windows: list) -> float:
     return len(windows) / (time.monotonic() - started)
 
 
-def pipeline(worker: EngineWorker, bootstrap: str, workload: list[Tone], expected: int,
-             engine: EngineSettings) -> tuple[float, list[float]]:
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, input_topic=unique_name("frames"),
-                          output_topic=unique_name("captions"), group_id=unique_name("bench"),
-                          new_topic_partitions=4, commit_interval_ms=200)
+def pipeline(
+    worker: EngineWorker,
+    bootstrap: str,
+    workload: list[Tone],
+    expected: int,
+    engine: EngineSettings,
+) -> tuple[float, list[float]]:
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        input_topic=unique_name("frames"),
+        output_topic=unique_name("captions"),
+        group_id=unique_name("bench"),
+        new_topic_partitions=4,
+        commit_interval_ms=200,
+    )
     settings = AnalyzerSettings(kafka=kafka, windowing=WINDOWING, engine=engine, batch=BATCH)
     ensure_topics(kafka)
     publish_interleaved(bootstrap, kafka.input_topic, workload)
@@ -97,8 +109,14 @@ def pipeline(worker: EngineWorker, bootstrap: str, workload: list[Tone], expecte
 def _receive(bootstrap: str, topic: str, expected: int, latencies: list[float]) -> int:
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique_name("r"),
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_name("r"),
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([topic])
     received, deadline = 0, time.monotonic() + 1800
     try:
@@ -125,9 +143,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = write_test_model(Path(tmp) / "model")
         engine = EngineSettings(
-            model=str(model), load_format="dummy", dtype="bfloat16", enforce_eager=True,
-            max_model_len=1024, max_tokens=args.max_tokens, ignore_eos=True,
-            cpu_kv_cache_bytes=512 * 2**20, max_num_seqs=BATCH.max_inflight,
+            model=str(model),
+            load_format="dummy",
+            dtype="bfloat16",
+            enforce_eager=True,
+            max_model_len=1024,
+            max_tokens=args.max_tokens,
+            ignore_eos=True,
+            cpu_kv_cache_bytes=512 * 2**20,
+            max_num_seqs=BATCH.max_inflight,
             vllm_env={"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
         )
         broker = LocalBroker(Path(tmp) / "kafka")
@@ -145,16 +169,19 @@ def main() -> int:
     return 0
 
 
-def report(args: argparse.Namespace, n: int, engine_rate: float, pipe_rate: float,
-           latencies: list[float]) -> None:
+def report(
+    args: argparse.Namespace, n: int, engine_rate: float, pipe_rate: float, latencies: list[float]
+) -> None:
     p50, p95 = np.percentile(latencies, [50, 95])
-    print(f"workload: {args.streams} streams x {args.seconds:g} s (16 kHz mono s16, 20 ms frames), "
-          f"window 30 s / hop 10 s -> {n} windows; {args.max_tokens} output tokens/window; "
-          f"cpu cores {os.cpu_count()}")
+    print(
+        f"workload: {args.streams} streams x {args.seconds:g} s (16 kHz mono s16, 20 ms frames), "
+        f"window 30 s / hop 10 s -> {n} windows; {args.max_tokens} output tokens/window; "
+        f"cpu cores {os.cpu_count()}"
+    )
     print(f"{'path':<34}{'windows/s':>10}{'p50 s':>8}{'p95 s':>8}")
     print(f"{'engine alone (batcher + vLLM)':<34}{engine_rate:>10.2f}{'-':>8}{'-':>8}")
     print(f"{'pipeline (Kafka + analyzer, EOS)':<34}{pipe_rate:>10.2f}{p50:>8.2f}{p95:>8.2f}")
-    print("latency: window closed (analyzer wall clock) -> event visible to a read_committed reader;")
+    print("latency: window closed (analyzer wall clock) -> event visible to read_committed;")
     print("         the topic was pre-loaded, so it includes queueing behind earlier windows.")
     print(f"pipeline_vs_engine={pipe_rate / engine_rate:.3f}")
 

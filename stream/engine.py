@@ -53,6 +53,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
+from stream import orphans
 
 if TYPE_CHECKING:
     import psutil
@@ -339,6 +340,7 @@ class CaptionEngine:
         children, self._children = self._children, []
         if children:
             await asyncio.to_thread(_reap, children, timeout_s)
+            orphans.forget(child.pid for child in children)
         logger.info("caption engine stopped")
 
     def _build(self) -> AsyncLLM:
@@ -359,6 +361,7 @@ class CaptionEngine:
             ignore_eos=s.ignore_eos,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
+        orphans.reap_orphans()
         me = psutil.Process()
         before = {child.pid for child in me.children(recursive=True)}
         try:
@@ -369,6 +372,7 @@ class CaptionEngine:
                 for child in me.children(recursive=True)
                 if child.pid not in before and not _is_multiprocessing_helper(child)
             ]
+            orphans.record(self._children)
             logger.info("engine processes: %s", _describe(self._children))
 
     async def _warm_up(self) -> None:

@@ -24,7 +24,8 @@ from windowing.window import Cursor, Window
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "caption-event.schema.json"
 REGENERATE = (
     ".venv/bin/python -c 'import json, stream.events as e; "
-    'print(json.dumps(e.json_schema(), indent=2, sort_keys=True))\' > docs/caption-event.schema.json'
+    "print(json.dumps(e.json_schema(), indent=2, sort_keys=True))'"
+    " > docs/caption-event.schema.json"
 )
 
 

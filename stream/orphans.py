@@ -1,0 +1,117 @@
+"""Engine processes that outlived their analyzer are killed when the next engine starts.
+
+vLLM's engine core runs in a child process (on GPU; the CPU path keeps it in-process). If the
+analyzer is SIGKILLed or OOM-killed, nothing tells that child to exit: it keeps the GPU's
+memory and the next engine on the host cannot start. So every engine start records its
+processes here (pid and create time, with the analyzer's own), and the next start on the same
+host kills recorded processes whose analyzer is gone. The create times guard against reused
+pids; a file lock guards against analyzers starting side by side. In Kubernetes the end of the
+container kills them anyway; this covers restarts on a plain host.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import orjson
+import psutil
+
+logger = logging.getLogger(__name__)
+
+RECORD = Path(tempfile.gettempdir()) / f"earwitness-engine-processes-{os.getuid()}.json"
+
+
+def record(children: Iterable[psutil.Process], path: Path = RECORD) -> None:
+    """Remember ``children`` as this process's engine processes."""
+    me = psutil.Process()
+    entries = [_entry(child, me) for child in children]
+    with _locked(path) as current:
+        current.extend(e for e in entries if e is not None)
+
+
+def forget(pids: Iterable[int], path: Path = RECORD) -> None:
+    """The engine stopped cleanly: its processes need no reaping."""
+    gone = set(pids)
+    with _locked(path) as current:
+        current[:] = [e for e in current if e["pid"] not in gone]
+
+
+def reap_orphans(path: Path = RECORD) -> int:
+    """Kill recorded engine processes whose analyzer is gone; returns how many were killed."""
+    killed = 0
+    with _locked(path) as current:
+        keep = []
+        for entry in current:
+            if _alive(entry["parent"], entry["parent_created"]):
+                keep.append(entry)
+            elif _alive(entry["pid"], entry["created"]):
+                logger.warning(
+                    "killing engine process %d left by a dead analyzer (pid %d)",
+                    entry["pid"],
+                    entry["parent"],
+                )
+                _kill(entry["pid"])
+                killed += 1
+        current[:] = keep
+    return killed
+
+
+def _entry(child: psutil.Process, parent: psutil.Process) -> dict[str, float] | None:
+    try:
+        return {
+            "pid": child.pid,
+            "created": child.create_time(),
+            "parent": parent.pid,
+            "parent_created": parent.create_time(),
+        }
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int, created: float) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return abs(proc.create_time() - created) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill(pid: int) -> None:
+    try:
+        psutil.Process(pid).kill()
+    except psutil.Error:
+        return
+
+
+class _locked:
+    """``with _locked(path) as entries:`` read, edit in place, written back under a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: list[dict] = []
+
+    def __enter__(self) -> list[dict]:
+        self.file = open(self.path, "a+b")  # closed in __exit__
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        self.file.seek(0)
+        raw = self.file.read()
+        try:
+            self.entries = orjson.loads(raw) if raw else []
+        except orjson.JSONDecodeError:
+            self.entries = []
+        return self.entries
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if exc_info[0] is None:
+                self.file.seek(0)
+                self.file.truncate()
+                self.file.write(orjson.dumps(self.entries))
+        finally:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
