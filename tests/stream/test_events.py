@@ -35,24 +35,48 @@ def test_committed_schema_matches_the_model():
 
 
 def make_window(index: int = 3) -> Window:
-    cursor = Cursor("cam-12", 1_800_000_000_000_000_000, index, False, 0, 0, 0, 16_000, 1,
-                    "s16le", None)
+    cursor = Cursor(
+        "cam-12", 1_800_000_000_000_000_000, index, False, 0, 0, 0, 16_000, 1, "s16le", None
+    )
     start = 1_800_000_000_000_000_000 + index * 10**10
-    return Window("cam-12", 1_800_000_000_000_000_000, index, start, start + 3 * 10**10,
-                  np.zeros(16, np.float32), 0.25, -23.5, -6.0, False, False, (), cursor)
+    return Window(
+        "cam-12",
+        1_800_000_000_000_000_000,
+        index,
+        start,
+        start + 3 * 10**10,
+        np.zeros(16, np.float32),
+        0.25,
+        -23.5,
+        -6.0,
+        False,
+        False,
+        (),
+        cursor,
+    )
 
 
 def test_event_ids_are_deterministic_per_window_and_revision():
     assert event_id("cam-12", 5, 3, "main") == event_id("cam-12", 5, 3, "main")
-    others = {event_id("cam-12", 5, 4, "main"), event_id("cam-12", 6, 3, "main"),
-              event_id("cam-13", 5, 3, "main"), event_id("cam-12", 5, 3, "v2")}
+    others = {
+        event_id("cam-12", 5, 4, "main"),
+        event_id("cam-12", 6, 3, "main"),
+        event_id("cam-13", 5, 3, "main"),
+        event_id("cam-12", 5, 3, "v2"),
+    }
     assert event_id("cam-12", 5, 3, "main") not in others and len(others) == 4
 
 
 def test_a_window_event_round_trips_through_json():
-    event = window_event(make_window(), EventKind.CAPTION, model="m", model_revision="main",
-                         closed_ns=1_800_000_040_000_000_000, caption="Glass shatters.",
-                         engine_latency_ms=812.5)
+    event = window_event(
+        make_window(),
+        EventKind.CAPTION,
+        model="m",
+        model_revision="main",
+        closed_ns=1_800_000_040_000_000_000,
+        caption="Glass shatters.",
+        engine_latency_ms=812.5,
+    )
 
     again = CaptionEvent.from_json(event.to_json())
 
@@ -64,8 +88,14 @@ def test_a_window_event_round_trips_through_json():
 
 
 def test_cloudevent_headers_follow_the_kafka_binary_binding():
-    event = window_event(make_window(), EventKind.SILENCE, model="m", model_revision="main",
-                         closed_ns=1, skipped="silence")
+    event = window_event(
+        make_window(),
+        EventKind.SILENCE,
+        model="m",
+        model_revision="main",
+        closed_ns=1,
+        skipped="silence",
+    )
     headers = dict(cloudevent_headers(event))
     assert headers["ce_specversion"] == b"1.0"
     assert headers["ce_id"] == event.event_id.encode()
@@ -81,8 +111,9 @@ def test_rfc3339_keeps_microseconds_in_utc():
 
 
 def test_unknown_fields_and_bad_values_are_rejected():
-    event = window_event(make_window(), EventKind.CAPTION, model="m", model_revision="main",
-                         closed_ns=1, caption="x")
+    event = window_event(
+        make_window(), EventKind.CAPTION, model="m", model_revision="main", closed_ns=1, caption="x"
+    )
     data = json.loads(event.to_json())
     with pytest.raises(ValidationError):
         CaptionEvent.model_validate({**data, "surprise": 1})

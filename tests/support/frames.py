@@ -69,7 +69,12 @@ def publish_interleaved(bootstrap: str, topic: str, tones: Iterable[Tone]) -> in
                 streams.remove(records)
                 continue
             key, value, headers = record
-            producer.produce(topic, key=key, value=value, headers=headers)
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value, headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.05)  # local queue full: let deliveries drain
             sent += 1
         producer.poll(0)
     assert producer.flush(30) == 0
