@@ -26,7 +26,7 @@ from earwitness.errors import KafkaFatalError, TransientError
 logger = logging.getLogger(__name__)
 
 COMMIT_RETRIES = 5
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 class TransactionAborted(TransientError):
@@ -84,14 +84,16 @@ class TransactionalProducer:
         self._producer.flush(self.timeout_s)
 
     def _produce(self, record: Record) -> None:
-        kwargs: dict[str, object] = {"key": record.key, "value": record.value}
-        if record.headers:
-            kwargs["headers"] = record.headers
-        if record.partition is not None:
-            kwargs["partition"] = record.partition
+        partition = -1 if record.partition is None else record.partition  # -1: by key
         while True:
             try:
-                self._producer.produce(record.topic, **kwargs)
+                self._producer.produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    partition=partition,
+                    headers=list(record.headers or ()),
+                )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain

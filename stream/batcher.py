@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from earwitness import failpoints
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
 from stream.config import BatchSettings, ShedPolicy
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 class Captioner(Protocol):
     """What the batcher needs of an engine (``stream.engine.CaptionEngine``)."""
 
-    def caption(self, samples: object, request_id: str) -> Awaitable[CaptionResult]: ...
+    def caption(self, samples: np.ndarray, request_id: str) -> Awaitable[CaptionResult]: ...
 
 
 @dataclass(frozen=True)

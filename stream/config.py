@@ -93,9 +93,12 @@ class KafkaSettings(BaseModel):
         suffix = self.group_instance_id or uuid.uuid4().hex[:12]
         return f"{self.group_id}-{suffix}"
 
-    def client_config(self) -> dict[str, object]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """Properties common to every client the analyzer makes."""
-        config: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers, **self.client}
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.client,
+        }
         if self.sasl_password is not None:
             config["sasl.password"] = self.sasl_password.get_secret_value()
         return config

@@ -120,13 +120,14 @@ def _blocks(
         with sf.SoundFile(path) as audio:
             blocks = audio.blocks(blocksize=frame_len, dtype="float32", always_2d=True)
             pending = next(blocks, None)
+            if pending is None:
+                return  # an empty file has no frames, looping or not
             for block in blocks:
                 if stop.is_set():
                     return
                 yield pending, False
                 pending = block
-            if pending is not None:
-                yield pending, True
+            yield pending, True
         if not loop:
             return
 

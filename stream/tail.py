@@ -68,7 +68,7 @@ def _print_events(consumer: Consumer, args: argparse.Namespace, stopping: list[b
             continue
         idle_s = 0.0
         seen += 1
-        print(_line(msg.value(), args), flush=True)
+        print(_line(msg.value() or b"", args), flush=True)
     return 0
 
 
