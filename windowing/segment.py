@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import takewhile
+from itertools import islice
+from operator import itemgetter
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from windowing.convert import Converter
 from windowing.ring import SampleRing
 from windowing.window import Cursor, Window, WindowStats, levels
 from windowing.wire import SAMPLE_WIDTH, Frame
+
+_POSITION = itemgetter(4)
+"""A span's Kafka position (spans are ``(out_start, in_start, seq, ts_ns, position)``)."""
 
 RING_SLACK_SAMPLES = OUT_RATE_HZ // 2
 """Room beyond one window, so a frame always fits once ready windows are out."""
@@ -195,7 +199,7 @@ class Segment:
         samples.flags.writeable = False
         rms, peak = levels(samples)
         gap = self._gap_share(lo, hi)
-        positions = tuple(s[4] for s in takewhile(lambda s: s[0] < hi, self._spans))
+        positions = self._positions_before(hi)
         index = self.next_index
         if not final:
             self._advance()
@@ -216,6 +220,18 @@ class Segment:
             positions,
             cursor,
         )
+
+    def _positions_before(self, hi: int) -> tuple[object, ...]:
+        """Positions of the frames starting before output sample ``hi``, oldest first.
+
+        Spans are ordered by output sample and ``hi`` is at (or near) the newest one, so the
+        cut is found from the right in a step or two and the tuple is built in C.
+        """
+        spans = self._spans
+        k = len(spans)
+        while k and spans[k - 1][0] >= hi:
+            k -= 1
+        return tuple(islice(map(_POSITION, spans), k))
 
     def _advance(self) -> None:
         self.next_index += 1
