@@ -20,6 +20,17 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+class Resolution(StrEnum):
+    """Why an incident resolved (set on ``resolved`` alerts only)."""
+
+    QUIET = "quiet"
+    """``resolve_after_s`` of non-matching audio (stream time)."""
+    STALE = "stale"
+    """No event from the stream for ``resolve_after_s + stale_grace_s`` of wall clock."""
+    RULE_REMOVED = "rule_removed"
+    """The rule is no longer in the rules file (at start-up)."""
+
+
 class Alert(BaseModel):
     """One state change of one incident."""
 
@@ -41,6 +52,10 @@ class Alert(BaseModel):
     first_segment_id: int
     first_window_index: int
     last_event_id: str = Field(description="event_id of the last matching caption event.")
+    resolution: Resolution | None = Field(default=None, description="Why it resolved.")
+    resolution_note: str | None = Field(
+        default=None, description="Human words on the resolution, e.g. how long it was silent."
+    )
 
     @property
     def idempotency_key(self) -> str:

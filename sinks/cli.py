@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from earwitness.health import HealthServer, LoopHealth
     from sinks.config import AlertsSettings
+    from sinks.metrics import AlertMetrics
     from sinks.rules import RuleSet
 
 log = logging.getLogger(__name__)
@@ -65,16 +67,16 @@ def _load_rules(settings: AlertsSettings) -> RuleSet:
 
 
 def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
-    from sinks.metrics import AlertMetrics, MetricsServer
+    """Owners: this function owns the runner and the HTTP server (thread ``ew-alerts-http``)."""
+    from earwitness.health import LoopHealth
+    from sinks.metrics import AlertMetrics
     from sinks.runner import AlertRunner
 
     _ensure_topics(settings)
     metrics = AlertMetrics()
-    server = None
-    if settings.metrics_port is not None:
-        server = MetricsServer(metrics, settings.metrics_host, settings.metrics_port)
-        log.info("metrics on :%d/metrics", server.port)
-    runner = AlertRunner(settings, rules, metrics)
+    health = LoopHealth(settings.health_stall_s)
+    runner = AlertRunner(settings, rules, metrics, health)
+    server = _http_server(settings, metrics, health)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
     try:
@@ -82,6 +84,25 @@ def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
     finally:
         if server is not None:
             server.stop()
+
+
+def _http_server(
+    settings: AlertsSettings, metrics: AlertMetrics, health: LoopHealth
+) -> HealthServer | None:
+    """``/metrics``, ``/healthz``, ``/readyz`` on ``metrics_port``, started; None when off."""
+    from earwitness.health import HealthServer
+
+    if settings.metrics_port is None:
+        return None
+    server = HealthServer(
+        settings.metrics_host,
+        settings.metrics_port,
+        health,
+        metrics.registry,
+        thread_name="ew-alerts-http",
+    )
+    server.start()
+    return server
 
 
 def _ensure_topics(settings: AlertsSettings) -> None:

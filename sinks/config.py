@@ -182,7 +182,7 @@ class KafkaSettings(BaseModel):
         default=True, description="Create the state and dead-letter topics if they are missing."
     )
 
-    def client(self) -> dict[str, object]:
+    def client(self) -> dict[str, str | int | float | bool]:
         """Properties common to every client the runner makes."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.client_config}
 
@@ -198,13 +198,32 @@ class AlertsSettings(Settings):
     receivers: dict[str, Receiver] = Field(
         default_factory=dict, description="Receivers by name; rules refer to these names."
     )
-    metrics_port: int | None = Field(default=9464, description="Prometheus port; null = off.")
+    metrics_port: int | None = Field(
+        default=9464, description="Port of /metrics, /healthz and /readyz; null = off."
+    )
     metrics_host: str = "0.0.0.0"
     drain_timeout_s: float = Field(
         default=30.0, gt=0, description="On SIGTERM: time to finish in-flight deliveries."
     )
     tick_interval_s: float = Field(
-        default=1.0, gt=0, description="How often re-sends are considered (seconds)."
+        default=1.0, gt=0, description="How often re-sends and stale incidents are considered (s)."
+    )
+    stale_grace_s: float | None = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Resolve an incident (resolution 'stale') whose stream sent no event at all for its"
+            " rule's resolve_after_s plus this many seconds of wall clock (a stopped stream);"
+            " null = never."
+        ),
+    )
+    health_stall_s: float = Field(
+        default=180.0,
+        ge=10,
+        description=(
+            "/healthz turns 503 once the poll loop has not turned for this long (seconds); it"
+            " must cover a state reload (up to 60 s) plus a checkpoint (up to 30 s)."
+        ),
     )
 
     @field_validator("receivers")

@@ -102,6 +102,8 @@ def slack_payload(alert: Alert) -> bytes:
         f"*Rule:* `{alert.rule_id}` ({alert.severity})   *Since:* {rfc3339(alert.started_ns)}\n"
         f"*Caption:* {_slack_escape(alert.caption)}"
     )
+    if alert.resolution is not None:
+        detail = f"*Resolved:* {_slack_escape(resolution_text(alert))}\n{detail}"
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(headline)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": detail[:2900]}},
@@ -111,6 +113,13 @@ def slack_payload(alert: Alert) -> bytes:
         },
     ]
     return orjson.dumps({"text": headline, "blocks": blocks})
+
+
+def resolution_text(alert: Alert) -> str:
+    """``stale: no audio from the stream for 330 s``; just the resolution when no note."""
+    if alert.resolution_note:
+        return f"{alert.resolution}: {alert.resolution_note}"
+    return str(alert.resolution)
 
 
 def _slack_escape(text: str) -> str:
@@ -129,14 +138,17 @@ def alertmanager_alert(alert: Alert, generator_url: str | None = None) -> dict[s
         "stream": alert.stream_id,
         "incident_id": alert.alert_id,
     }
+    annotations = {
+        "summary": alert.summary,
+        "description": alert.description,
+        "caption": alert.caption,
+        "idempotency_key": alert.idempotency_key,
+    }
+    if alert.resolution is not None:
+        annotations["resolution"] = resolution_text(alert)
     body: dict[str, object] = {
         "labels": labels,
-        "annotations": {
-            "summary": alert.summary,
-            "description": alert.description,
-            "caption": alert.caption,
-            "idempotency_key": alert.idempotency_key,
-        },
+        "annotations": annotations,
         "startsAt": rfc3339(alert.started_ns),
     }
     if alert.ended_ns is not None:
@@ -194,6 +206,7 @@ def cef_message(alert: Alert) -> str:
         **({"end": str(alert.ended_ns // 1_000_000)} if alert.ended_ns else {}),
         "externalId": alert.idempotency_key,
         "act": str(alert.state),
+        **({"reason": resolution_text(alert)} if alert.resolution is not None else {}),
         "deviceExternalId": alert.stream_id,
         "cs1Label": "incidentId",
         "cs1": alert.alert_id,

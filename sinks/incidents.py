@@ -20,6 +20,20 @@ turns those into one incident, in stream time (``window_end_ns``), never wall ti
 * **unknown** (``shed`` and ``error`` windows, or a caption with no text): no evidence either
   way; neither counts toward ``min_windows`` nor resolves. The next real window decides, and
   the gap they covered counts as non-matching time.
+* **stale** (no event at all): stream time stops when a stream stops sending, so the rules
+  above never resolve. :meth:`IncidentTracker.resolve_stale`, called on the runner's tick,
+  resolves an incident whose stream sent no event of any kind for ``resolve_after_s +
+  stale_grace_s`` of **wall clock** (``last_seen_ns``: when the runner received the stream's
+  last event), with ``resolution=stale``; a pending one is dropped. Only incidents on
+  partitions the caller has read to their end count (``caught_up``): a runner working through
+  a backlog, or one that does not own the stream's partition, must not call a live stream
+  silent. This is the one wall-clock rule, so a replay may resolve differently.
+
+::
+
+    wall clock      t0 (last event of cam-12)      t0 + resolve_after_s + stale_grace_s
+                    |-- no event from cam-12 ------------------|
+                                                               ^ tick: resolved (stale)
 
 The incident id is the UUIDv5 of rule id, stream id and the first matching window's
 (segment id, window index), so replaying the same captions yields the same ids. State is a
@@ -31,11 +45,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Container
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from sinks.alerts import Alert, AlertState
+from sinks.alerts import Alert, AlertState, Resolution
 from sinks.rules import Rule, RuleSet
 from stream.events import CaptionEvent, EventKind
 
@@ -67,6 +82,13 @@ class IncidentState(BaseModel):
     first_segment_id: int
     first_window_index: int
     last_event_id: str
+    partition: int | None = Field(
+        default=None, description="Captions partition of the stream's last event."
+    )
+    last_seen_ns: int | None = Field(
+        default=None,
+        description="Wall clock (Unix ns) the runner received the stream's last event at.",
+    )
 
     @property
     def key(self) -> str:
@@ -86,25 +108,67 @@ def incident_id(rule_id: str, stream_id: str, segment_id: int, window_index: int
 class IncidentTracker:
     """Rule + stream incidents. Single-threaded: owned by the runner's poll loop."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, stale_grace_s: float | None = None) -> None:
         self._rules = rules
+        self._stale_grace_s = stale_grace_s
         self._states: dict[str, IncidentState] = {}
         self._changes: dict[str, IncidentState | None] = {}
 
-    def observe(self, event: CaptionEvent) -> tuple[list[Alert], list[str]]:
-        """Feed one caption event; returns (alerts to send, ids of rules it matched)."""
+    def observe(
+        self, event: CaptionEvent, *, seen_ns: int | None = None, partition: int | None = None
+    ) -> tuple[list[Alert], list[str]]:
+        """Feed one caption event; returns (alerts to send, ids of rules it matched).
+
+        ``seen_ns`` (wall clock, Unix ns) and ``partition`` say when and where the event was
+        received; they keep incidents of a live stream from going stale (None: not tracked).
+        """
         alerts: list[Alert] = []
         matched_rules: list[str] = []
         for rule in self._rules.for_stream(event.stream_id):
+            key = state_key(rule.id, event.stream_id)
+            if (state := self._states.get(key)) is not None:
+                self._put_if_changed(key, state, _seen(state, seen_ns, partition))
             hits = _evidence(rule, event)
             if hits is None:
                 continue
             if hits:
                 matched_rules.append(rule.id)
-                alerts.extend(self._on_match(rule, event, hits))
+                alerts.extend(self._on_match(rule, event, hits, seen_ns, partition))
             else:
                 alerts.extend(self._on_quiet(rule, event))
         return alerts, matched_rules
+
+    def resolve_stale(self, now_ns: int, caught_up: Container[int]) -> list[Alert]:
+        """Resolve incidents whose stream sent nothing for ``resolve_after_s + stale_grace_s``.
+
+        ``now_ns`` is the wall clock (Unix ns); only incidents whose stream's partition is in
+        ``caught_up`` (owned and read to its end) are considered. Firing incidents resolve
+        with ``resolution=stale``; pending ones are dropped.
+        """
+        alerts = []
+        for key, state in list(self._states.items()):
+            silent_ns = self._silent_ns(state, now_ns, caught_up)
+            if silent_ns is None:
+                continue
+            self._put(key, None)
+            log.info("%s: no event from its stream for %d s; resolved", key, silent_ns // _NS_PER_S)
+            if state.status is Status.FIRING:
+                alerts.append(_stale_resolved(self._rules.by_id[state.rule_id], state, silent_ns))
+        return alerts
+
+    def _silent_ns(
+        self, state: IncidentState, now_ns: int, caught_up: Container[int]
+    ) -> int | None:
+        """How long the stream has been silent, if that makes the incident stale."""
+        if self._stale_grace_s is None or state.last_seen_ns is None:
+            return None
+        if state.partition not in caught_up:
+            return None
+        silent_ns = now_ns - state.last_seen_ns
+        rule = self._rules.by_id[state.rule_id]
+        if silent_ns < (rule.resolve_after_s + self._stale_grace_s) * _NS_PER_S:
+            return None
+        return silent_ns
 
     def firing(self) -> list[Alert]:
         """A ``firing`` alert for every open incident (for periodic re-sends)."""
@@ -140,11 +204,18 @@ class IncidentTracker:
                 alerts.append(_orphan_resolved(state))
         return alerts
 
-    def _on_match(self, rule: Rule, event: CaptionEvent, hits: tuple[str, ...]) -> list[Alert]:
+    def _on_match(
+        self,
+        rule: Rule,
+        event: CaptionEvent,
+        hits: tuple[str, ...],
+        seen_ns: int | None,
+        partition: int | None,
+    ) -> list[Alert]:
         key = state_key(rule.id, event.stream_id)
         state = self._states.get(key)
         if state is None:
-            state = _opened(rule, event, hits)
+            state = _opened(rule, event, hits, seen_ns, partition)
         else:
             state = state.model_copy(
                 update={
@@ -173,7 +244,12 @@ class IncidentTracker:
         self._put(key, None)
         if state.status is Status.PENDING:
             return []
-        return [_alert(rule, state, AlertState.RESOLVED, ended_ns=event.window_end_ns)]
+        end_ns = event.window_end_ns
+        return [_alert(rule, state, AlertState.RESOLVED, end_ns, resolution=Resolution.QUIET)]
+
+    def _put_if_changed(self, key: str, old: IncidentState, new: IncidentState) -> None:
+        if new is not old:
+            self._put(key, new)
 
     def _put(self, key: str, state: IncidentState | None) -> None:
         if state is None:
@@ -192,7 +268,23 @@ def _evidence(rule: Rule, event: CaptionEvent) -> tuple[str, ...] | None:
     return rule.matcher.evaluate(event.caption) or ()
 
 
-def _opened(rule: Rule, event: CaptionEvent, hits: tuple[str, ...]) -> IncidentState:
+def _seen(state: IncidentState, seen_ns: int | None, partition: int | None) -> IncidentState:
+    """The state with the stream's last reception recorded (the same object if nothing moved)."""
+    update: dict[str, int] = {}
+    if seen_ns is not None and (state.last_seen_ns is None or seen_ns > state.last_seen_ns):
+        update["last_seen_ns"] = seen_ns
+    if partition is not None and partition != state.partition:
+        update["partition"] = partition
+    return state.model_copy(update=update) if update else state
+
+
+def _opened(
+    rule: Rule,
+    event: CaptionEvent,
+    hits: tuple[str, ...],
+    seen_ns: int | None,
+    partition: int | None,
+) -> IncidentState:
     return IncidentState(
         rule_id=rule.id,
         stream_id=event.stream_id,
@@ -206,11 +298,19 @@ def _opened(rule: Rule, event: CaptionEvent, hits: tuple[str, ...]) -> IncidentS
         first_segment_id=event.segment_id,
         first_window_index=event.window_index,
         last_event_id=event.event_id,
+        partition=partition,
+        last_seen_ns=seen_ns,
     )
 
 
 def _alert(
-    rule: Rule, state: IncidentState, alert_state: AlertState, ended_ns: int | None = None
+    rule: Rule,
+    state: IncidentState,
+    alert_state: AlertState,
+    ended_ns: int | None = None,
+    *,
+    resolution: Resolution | None = None,
+    note: str | None = None,
 ) -> Alert:
     return Alert(
         alert_id=state.incident_id,
@@ -229,6 +329,20 @@ def _alert(
         first_segment_id=state.first_segment_id,
         first_window_index=state.first_window_index,
         last_event_id=state.last_event_id,
+        resolution=resolution,
+        resolution_note=note,
+    )
+
+
+def _stale_resolved(rule: Rule, state: IncidentState, silent_ns: int) -> Alert:
+    """Resolved for silence: ``ended_ns`` is the end of the last matching window."""
+    return _alert(
+        rule,
+        state,
+        AlertState.RESOLVED,
+        ended_ns=state.last_match_ns,
+        resolution=Resolution.STALE,
+        note=f"no audio from the stream for {silent_ns // _NS_PER_S} s",
     )
 
 
@@ -236,4 +350,11 @@ def _orphan_resolved(state: IncidentState) -> Alert:
     orphan = Rule.model_validate(
         {"id": state.rule_id, "description": "rule removed", "match": {"any": ["-"]}}
     )
-    return _alert(orphan, state, AlertState.RESOLVED, ended_ns=state.last_match_ns)
+    return _alert(
+        orphan,
+        state,
+        AlertState.RESOLVED,
+        ended_ns=state.last_match_ns,
+        resolution=Resolution.RULE_REMOVED,
+        note="the rule was removed from the rules file",
+    )

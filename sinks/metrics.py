@@ -4,6 +4,8 @@
 ``earwitness_alerts_captions_total{kind}``        caption events consumed (``invalid`` = bad)
 ``earwitness_alerts_rule_matches_total{rule}``    captions a rule matched
 ``earwitness_alerts_incidents_open{rule}``        firing incidents now
+``earwitness_alerts_stale_resolutions_total``     firing incidents resolved because their
+                                                  stream sent nothing (``rule``)
 ``earwitness_alerts_alerts_total{rule,state}``    alerts produced (before fan-out)
 ``earwitness_alerts_deliveries_total``            per ``receiver`` and ``outcome``: ``ok``,
                                                   ``failed`` (an attempt), ``retried``,
@@ -11,11 +13,13 @@
 ``earwitness_alerts_delivery_latency_seconds``    hand-off to delivered, retries included
 ``earwitness_alerts_checkpoints_total{result}``   transactions committed / aborted
 ================================================  =========================================
+
+They are served with ``/healthz`` and ``/readyz`` by :class:`earwitness.health.HealthServer`.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -35,6 +39,12 @@ class AlertMetrics:
         self.incidents_open = Gauge(
             "earwitness_alerts_incidents_open", "Firing incidents.", ["rule"], registry=r
         )
+        self.stale = Counter(
+            "earwitness_alerts_stale_resolutions",
+            "Firing incidents resolved because their stream sent no event (wall clock).",
+            ["rule"],
+            registry=r,
+        )
         self.alerts = Counter("earwitness_alerts_alerts", "Alerts.", ["rule", "state"], registry=r)
         self.deliveries = Counter(
             "earwitness_alerts_deliveries",
@@ -52,20 +62,3 @@ class AlertMetrics:
         self.checkpoints = Counter(
             "earwitness_alerts_checkpoints", "Checkpoints.", ["result"], registry=r
         )
-
-
-class MetricsServer:
-    """The ``/metrics`` HTTP endpoint; its thread belongs to the runner, stopped by ``stop()``."""
-
-    def __init__(self, metrics: AlertMetrics, host: str, port: int) -> None:
-        self._server, self._thread = start_http_server(port, host, registry=metrics.registry)
-        self._thread.name = "ew-alerts-metrics"
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_port)
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)

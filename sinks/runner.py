@@ -10,6 +10,10 @@ Commit order, per batch (all on the poll-loop thread, the one that calls :meth:`
     4. one transaction: dead letters + incident changes + offsets (sinks.checkpoint)
     5. resume the assignment
 
+On the tick (``tick_interval_s``, after step 2): incidents whose stream went silent resolve
+(:meth:`~sinks.incidents.IncidentTracker.resolve_stale`, wall clock, only on partitions read to
+their end: ``enable.partition.eof`` marks those) and periodic re-sends fall due.
+
 A crash anywhere before 4 commits nothing: the captions are consumed again, the restored
 state replays them into the same incident ids, and receivers see duplicates with the same
 idempotency keys — never a loss. On revocation the in-flight batch is finished (up to
@@ -18,7 +22,8 @@ read back. ``stop()`` (SIGTERM) drains the in-flight batch the same way, then cl
 
 Owners: the runner owns the consumer, the :class:`~sinks.checkpoint.Checkpointer` (its
 transactional producer), the :class:`~sinks.delivery.Dispatcher` (one thread per receiver)
-and the incident tracker.
+and the incident tracker. It writes ``health`` (heartbeat each turn of the loop, ``assigned``
+once partitions are held and their state restored); the HTTP server's threads read it.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from earwitness.errors import KafkaFatalError
+from earwitness.health import LoopHealth
 from sinks import state as state_store
 from sinks.alerts import Alert
 from sinks.checkpoint import BadCaption, Batch, CheckpointAborted, Checkpointer
@@ -48,11 +55,21 @@ _WAIT_POLL_S = 0.1
 
 
 class AlertRunner:
-    def __init__(self, settings: AlertsSettings, rules: RuleSet, metrics: AlertMetrics) -> None:
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        rules: RuleSet,
+        metrics: AlertMetrics,
+        health: LoopHealth | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self._settings = settings
         self._kafka = settings.kafka
         self._metrics = metrics
-        self._tracker = IncidentTracker(rules)
+        self.health = health or LoopHealth(settings.health_stall_s)
+        self._wall_clock_ns = wall_clock_ns
+        self._tracker = IncidentTracker(rules, settings.stale_grace_s)
+        self._at_end: set[int] = set()  # captions partitions read to their end (EOF seen last)
         self._stopping = threading.Event()
         self._drain_deadline = float("inf")
         self._client = {
@@ -110,9 +127,11 @@ class AlertRunner:
             "isolation.level": "read_committed",
             "max.poll.interval.ms": self._kafka.max_poll_interval_ms,
             "session.timeout.ms": self._kafka.session_timeout_ms,
+            "enable.partition.eof": True,  # marks partitions read to their end (_at_end)
         }
 
     def _step(self) -> None:
+        self.health.beat()
         messages = self._consumer.consume(
             self._kafka.batch_max_events, self._kafka.batch_wait_ms / 1000
         )
@@ -120,40 +139,64 @@ class AlertRunner:
         alerts = self._take_carry()
         for msg in messages:
             alerts.extend(self._observe(msg, batch))
-        jobs = [(a, n) for a in alerts for n in self._dispatcher.route(a)]
-        jobs.extend(self._due_resends())
+        jobs = self._tick(alerts)
         batch.changes = self._tracker.take_changes()
         if jobs or not batch.empty():
             self._finish(batch, self._dispatcher.dispatch(jobs) if jobs else None)
 
     def _observe(self, msg: Message, batch: Batch) -> list[Alert]:
-        if msg.error() is not None:
-            self._consumer_error(msg.error())
+        if not self._usable(msg):
             return []
-        batch.offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        topic, partition, offset = _position(msg)
+        self._at_end.discard(partition)
+        batch.offsets[(topic, partition)] = offset + 1
         try:
             event = CaptionEvent.from_json(msg.value() or b"")
         except (ValidationError, ValueError) as exc:
             self._metrics.captions.labels("invalid").inc()
-            log.warning("bad caption at %s[%d]@%d", msg.topic(), msg.partition(), msg.offset())
+            log.warning("bad caption at %s[%d]@%d", topic, partition, offset)
             batch.bad_captions.append(
                 BadCaption(msg.key(), msg.value(), "invalid_caption", str(exc))
             )
             return []
         self._metrics.captions.labels(str(event.kind)).inc()
-        alerts, matched = self._tracker.observe(event)
+        seen_ns = self._wall_clock_ns()
+        alerts, matched = self._tracker.observe(event, seen_ns=seen_ns, partition=partition)
         for rule_id in matched:
             self._metrics.matches.labels(rule_id).inc()
-        for alert in alerts:
-            self._metrics.alerts.labels(alert.rule_id, str(alert.state)).inc()
+        self._count(alerts)
         return alerts
 
-    def _due_resends(self) -> list[tuple[Alert, str]]:
+    def _usable(self, msg: Message) -> bool:
+        """False for an event that is not a record: end of partition (noted) or an error."""
+        error = msg.error()
+        if error is None:
+            return True
+        if error.code() == KafkaError._PARTITION_EOF:
+            partition = msg.partition()
+            if partition is not None:
+                self._at_end.add(partition)
+        else:
+            self._consumer_error(error)
+        return False
+
+    def _count(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self._metrics.alerts.labels(alert.rule_id, str(alert.state)).inc()
+
+    def _tick(self, alerts: list[Alert]) -> list[tuple[Alert, str]]:
+        """Jobs for ``alerts``; on the tick also stale resolutions and due re-sends."""
         now = time.monotonic()
-        if now < self._next_tick:
-            return []
-        self._next_tick = now + self._settings.tick_interval_s
-        return self._resender.due(self._tracker.firing(), self._dispatcher.route, now)
+        resends: list[tuple[Alert, str]] = []
+        if now >= self._next_tick:
+            self._next_tick = now + self._settings.tick_interval_s
+            stale = self._tracker.resolve_stale(self._wall_clock_ns(), self._at_end)
+            for alert in stale:
+                self._metrics.stale.labels(alert.rule_id).inc()
+            self._count(stale)
+            alerts = alerts + stale
+            resends = self._resender.due(self._tracker.firing(), self._dispatcher.route, now)
+        return [(a, n) for a in alerts for n in self._dispatcher.route(a)] + resends
 
     def _take_carry(self) -> list[Alert]:
         carry, self._carry = self._carry, []
@@ -175,6 +218,7 @@ class AlertRunner:
         self._consumer.pause(assignment)
         try:
             while not ticket.wait(_WAIT_POLL_S):
+                self.health.beat()
                 if time.monotonic() > self._drain_deadline:
                     log.warning("drain timed out; uncommitted captions will be consumed again")
                     return False
@@ -186,13 +230,12 @@ class AlertRunner:
     def _poll_paused(self) -> None:
         """Serve heartbeats and callbacks; a record that slips through is rewound, not lost."""
         msg = self._consumer.poll(0)
-        if msg is None:
+        if msg is None or not self._usable(msg):
             return
-        if msg.error() is not None:
-            self._consumer_error(msg.error())
-            return
-        self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
-        self._consumer.pause([TopicPartition(msg.topic(), msg.partition())])
+        topic, partition, offset = _position(msg)
+        self._at_end.discard(partition)
+        self._consumer.seek(TopicPartition(topic, partition, offset))
+        self._consumer.pause([TopicPartition(topic, partition)])
 
     def _commit(self, batch: Batch) -> None:
         try:
@@ -208,6 +251,7 @@ class AlertRunner:
     def _rewind(self) -> None:
         """Back to the last committed offsets and state, to redo the aborted batch."""
         assignment = self._consumer.assignment()
+        self._at_end.clear()
         for tp in self._consumer.committed(assignment, timeout=30):
             if tp.offset >= 0:
                 self._consumer.seek(tp)
@@ -222,9 +266,13 @@ class AlertRunner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %d partition(s); loading incident state", len(partitions))
+        self._at_end.clear()
         self._restore_state()
+        self.health.assigned = bool(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.health.assigned = False
+        self._at_end.clear()
         batch, self._pending = self._pending, None
         if batch is None:
             return
@@ -252,3 +300,14 @@ class AlertRunner:
         finally:
             self._dispatcher.stop()
             self._checkpointer.close()
+
+
+def _position(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record (the stubs allow None for all three;
+    librdkafka sets them on every record it hands out, so None here is a broken client)."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise KafkaFatalError(
+            f"consumed a record without a position: {topic}[{partition}]@{offset}"
+        )
+    return topic, partition, offset

@@ -53,10 +53,11 @@ def _read_all(consumer: Consumer, topic: str, timeout_s: float) -> dict[str, Inc
         msg = consumer.poll(0.5)
         if msg is None:
             continue
-        if msg.error() is not None:
-            if msg.error().code() != KafkaError._PARTITION_EOF:
-                raise TransientError(f"state topic {topic}: {msg.error().str()}")
-            at_end.add(msg.partition())
+        error, partition = msg.error(), msg.partition()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF or partition is None:
+                raise TransientError(f"state topic {topic}: {error.str()}")
+            at_end.add(partition)
             continue
         key = (msg.key() or b"").decode()
         value = msg.value()

@@ -2,7 +2,7 @@
 
 Each check reads the truth from the code rather than restating it: settings keys and env vars
 are walked through ``AnalyzerSettings``/``AlertsSettings``, probes are sent to the real
-``HealthServer`` and ``MetricsServer``, the effective settings are loaded the way the
+``HealthServer`` of each component, the effective settings are loaded the way the
 processes load them (config file + the pod's env).
 """
 
@@ -24,8 +24,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from earwitness.config import load_settings
+from earwitness.health import LoopHealth
+from sinks import cli as alerts_cli
 from sinks.config import AlertsSettings
-from sinks.metrics import AlertMetrics, MetricsServer
+from sinks.metrics import AlertMetrics
 from sinks.rules import load_rules
 from stream.config import AnalyzerSettings, KafkaSettings
 from stream.http import Health, HealthServer
@@ -265,8 +267,12 @@ def _analyzer_http() -> Iterator[int]:
 
 @contextmanager
 def _alerts_http() -> Iterator[int]:
-    """sinks/metrics.py's server."""
-    server = MetricsServer(AlertMetrics(), "127.0.0.1", 0)
+    """The alert runner's server (sinks/cli.py), healthy and ready."""
+    settings = AlertsSettings(rules_path="rules.yaml", metrics_host="127.0.0.1", metrics_port=0)
+    health = LoopHealth(settings.health_stall_s)
+    health.assigned = True
+    server = alerts_cli._http_server(settings, AlertMetrics(), health)
+    assert server is not None
     try:
         yield server.port
     finally:
@@ -292,10 +298,9 @@ def test_probes_hit_real_endpoints(values: Path, component: str) -> None:
     workload = one(docs, kind, component)
     c = container(workload)
     probes = {k: c[k] for k in ("startupProbe", "livenessProbe", "readinessProbe") if k in c}
-    assert "livenessProbe" in probes
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
     if component == "analyzer":
-        assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
         startup = probes["startupProbe"]
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 600, "model load"
     port_names = {p["name"] for p in c["ports"]}
@@ -316,9 +321,10 @@ def test_probes_hit_real_endpoints(values: Path, component: str) -> None:
     assert svc_port["port"] == _named_port(workload, "metrics")
 
 
-def test_the_analyzer_serves_nothing_else() -> None:
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_servers_serve_nothing_else(component: str) -> None:
     """The 200s above are not a catch-all: unknown paths are 404."""
-    with _analyzer_http() as port:
+    with SERVERS[component]() as port:
         assert _get(port, "/nope") == 404
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from sinks import formats
-from sinks.alerts import AlertState
+from sinks.alerts import AlertState, Resolution
 from tests.sinks.sinkutil import T0_NS, sample_alert
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -122,3 +122,20 @@ def test_jsonl_and_kafka() -> None:
     key, value, headers = formats.kafka_record(alert)
     assert key == alert.alert_id.encode() and json.loads(value)["state"] == "firing"
     assert ("idempotency-key", alert.idempotency_key.encode()) in headers
+
+
+def test_stale_resolution_reaches_every_format() -> None:
+    stale = sample_alert(
+        AlertState.RESOLVED,
+        resolution=Resolution.STALE,
+        resolution_note="no audio from the stream for 330 s",
+    )
+    text = "stale: no audio from the stream for 330 s"
+    annotations = formats.alertmanager_alert(stale)["annotations"]
+    assert isinstance(annotations, dict) and annotations["resolution"] == text
+    assert f"reason={text}" in formats.cef_message(stale)
+    assert text in formats.slack_payload(stale).decode()
+    assert json.loads(formats.jsonl_line(stale))["resolution"] == "stale"
+    firing = formats.alertmanager_alert(sample_alert())["annotations"]
+    assert isinstance(firing, dict) and "resolution" not in firing
+    assert "reason=" not in formats.cef_message(sample_alert())

@@ -134,3 +134,118 @@ def test_firing_lists_open_incidents_for_resends() -> None:
     assert tracker.firing() == []
     _run("M", tracker, start=1)
     assert [a.state for a in tracker.firing()] == [AlertState.FIRING]
+
+
+# --- stale: the stream stops sending (wall clock) -------------------------------------------
+
+WALL0_NS = 1_800_000_000 * 10**9  # the runner's wall clock, unrelated to stream time
+STEPS = {"M", "Q", S, X, E}
+
+
+def _script(tracker: IncidentTracker, script: str) -> list[tuple[int, str]]:
+    """Tokens ``<step>@<wall s>``: an event (next window, partition 0) received then;
+    ``T@s`` a tick with partition 0 read to its end, ``B@s`` a tick while still behind.
+    Returns (wall s, alert state, with ``:stale``/``:quiet`` for resolutions)."""
+    out, index = [], 0
+    for token in script.split():
+        step, at = token.split("@")
+        now_ns = WALL0_NS + int(at) * 10**9
+        if step in STEPS:
+            alerts, _ = tracker.observe(_event(index, step), seen_ns=now_ns, partition=0)
+            index += 1
+        else:
+            alerts = tracker.resolve_stale(now_ns, {0} if step == "T" else set())
+        for a in alerts:
+            out.append((int(at), a.state.value + (f":{a.resolution}" if a.resolution else "")))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("script", "min_windows", "grace_s", "expected"),
+    [
+        # the stream stops after a match: resolved at resolve_after_s + grace = 330 s
+        ("M@0 T@329 T@330", 1, 300.0, [(0, "firing"), (330, "resolved:stale")]),
+        # any event keeps it alive, shed/error included: the clock restarts at 200
+        ("M@0 X@200 T@529 T@530", 1, 300.0, [(0, "firing"), (530, "resolved:stale")]),
+        ("M@0 E@100 S@150 T@479 T@480", 1, 300.0, [(0, "firing"), (480, "resolved:stale")]),
+        # quiet audio resolves first (stream time); nothing is left to go stale
+        ("M@0 Q@10 Q@20 Q@30 T@1000", 1, 300.0, [(0, "firing"), (30, "resolved:quiet")]),
+        # behind on the partition (a backlog): never stale, however long; then at the tick
+        ("M@0 B@400 B@9000 T@9001", 1, 300.0, [(0, "firing"), (9001, "resolved:stale")]),
+        # a pending incident is dropped without alerts
+        ("M@0 T@330 M@340 T@341", 2, 300.0, []),
+        # stale_grace_s = 0: resolve_after_s of wall clock; null: never
+        ("M@0 T@29 T@30", 1, 0.0, [(0, "firing"), (30, "resolved:stale")]),
+        ("M@0 T@100000", 1, None, [(0, "firing")]),
+        # after a stale resolution the next match opens a new incident
+        (
+            "M@0 T@330 M@400 T@401",
+            1,
+            300.0,
+            [(0, "firing"), (330, "resolved:stale"), (400, "firing")],
+        ),
+    ],
+)
+def test_stale_lifecycle(
+    script: str, min_windows: int, grace_s: float | None, expected: list[tuple[int, str]]
+) -> None:
+    tracker = IncidentTracker(_rules(min_windows), stale_grace_s=grace_s)
+    assert _script(tracker, script) == expected
+
+
+def test_stale_resolution_is_recorded_and_keeps_the_incident_id() -> None:
+    tracker = IncidentTracker(_rules(), stale_grace_s=300.0)
+    _script(tracker, "Q@0 M@5 M@15")
+    tracker.take_changes()
+    (resolved,) = tracker.resolve_stale(WALL0_NS + 360 * 10**9, {0})
+    assert resolved.alert_id == incident_id("gunshot", "cam-12", T0_NS, 1)
+    assert (resolved.state, resolved.resolution) == (AlertState.RESOLVED, "stale")
+    assert resolved.resolution_note == "no audio from the stream for 345 s"
+    assert resolved.ended_ns == resolved.last_match_ns == T0_NS + 50 * 10**9
+    assert tracker.take_changes() == {"gunshot|cam-12": None}
+    assert tracker.open_count() == {"gunshot": 0}
+
+
+def test_only_partitions_read_to_their_end_go_stale() -> None:
+    """A runner that does not own the stream's partition (or lags on it) never calls it silent."""
+    tracker = IncidentTracker(_rules(), stale_grace_s=0.0)
+    tracker.observe(_event(0, "M", "cam-1"), seen_ns=WALL0_NS, partition=0)
+    tracker.observe(_event(0, "M", "cam-2"), seen_ns=WALL0_NS, partition=1)
+    later = WALL0_NS + 3600 * 10**9
+    assert [a.stream_id for a in tracker.resolve_stale(later, {1})] == ["cam-2"]
+    assert tracker.resolve_stale(later, set()) == []
+    assert [a.stream_id for a in tracker.resolve_stale(later, {0, 1})] == ["cam-1"]
+
+
+def test_events_move_the_partition_and_the_last_seen_time() -> None:
+    tracker = IncidentTracker(_rules(), stale_grace_s=300.0)
+    tracker.observe(_event(0, "M"), seen_ns=WALL0_NS, partition=0)
+    tracker.observe(_event(1, X), seen_ns=WALL0_NS + 100 * 10**9, partition=3)
+    (state,) = (s for s in tracker.take_changes().values() if s is not None)
+    assert (state.partition, state.last_seen_ns) == (3, WALL0_NS + 100 * 10**9)
+    # an event without a new reception changes nothing to persist
+    tracker.observe(_event(2, X))
+    assert tracker.take_changes() == {}
+
+
+def test_stale_clock_survives_a_restart() -> None:
+    """The restored runner resolves at the same wall-clock moment as one that never stopped."""
+    script = "M@0 M@10 Q@20"
+    steady = IncidentTracker(_rules(), stale_grace_s=300.0)
+    _script(steady, script)
+    before = IncidentTracker(_rules(), stale_grace_s=300.0)
+    _script(before, script)
+    wire = {k: v.model_dump_json() for k, v in before.take_changes().items() if v is not None}
+
+    after = IncidentTracker(_rules(), stale_grace_s=300.0)
+    after.restore({k: IncidentState.model_validate_json(v) for k, v in wire.items()})
+    for tracker in (steady, after):
+        assert _script(tracker, "T@349") == []
+    assert _script(steady, "T@350") == _script(after, "T@350") == [(350, "resolved:stale")]
+
+
+def test_states_without_reception_data_are_not_swept() -> None:
+    """State written before stale resolution existed has no partition: it waits for an event."""
+    tracker = IncidentTracker(_rules(), stale_grace_s=0.0)
+    tracker.observe(_event(0, "M"))
+    assert tracker.resolve_stale(WALL0_NS + 10**15, {0}) == []

@@ -88,10 +88,16 @@ def _produce(
 
 @contextmanager
 def _running(
-    raw: dict[str, Any], rules: RuleSet | None = None, metrics: AlertMetrics | None = None
+    raw: dict[str, Any],
+    rules: RuleSet | None = None,
+    metrics: AlertMetrics | None = None,
+    wall_clock_ns: Callable[[], int] = time.time_ns,
 ) -> Iterator[AlertRunner]:
     metrics = metrics or AlertMetrics()
-    runner = AlertRunner(AlertsSettings(**raw), rules or parse_rules(RULES), metrics)
+    settings = AlertsSettings(**raw)
+    runner = AlertRunner(
+        settings, rules or parse_rules(RULES), metrics, wall_clock_ns=wall_clock_ns
+    )
     thread = threading.Thread(target=runner.run, name="test-alert-runner")
     thread.start()
     try:
@@ -158,6 +164,39 @@ def test_restart_continues_incidents_from_the_state_topic(
         f"{first}:firing",
         f"{first}:resolved",
     ]
+
+
+def test_silent_stream_resolves_stale_on_the_wall_clock(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """The stream stops after two matches: no quiet window ever comes; the wall clock resolves."""
+    out = tmp_path / "alerts.jsonl"
+    raw = _settings(
+        kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}}, stale_grace_s=60
+    )
+    raw["tick_interval_s"] = 0.1
+    _produce(kafka_bootstrap, topics["captions"], "MM")
+    now_ns = [time.time_ns()]
+    metrics = AlertMetrics()
+    with _running(raw, metrics=metrics, wall_clock_ns=lambda: now_ns[0]) as runner:
+        _wait_for(lambda: len(_lines(out)) >= 1 and runner.health.ready()[0])
+        now_ns[0] += 79 * 10**9  # resolve_after_s (20) + stale_grace_s (60) - 1
+        time.sleep(0.5)  # a few ticks: nothing yet
+        assert len(_lines(out)) == 1
+        now_ns[0] += 10**9
+        _wait_for(lambda: len(_lines(out)) >= 2)
+    firing, resolved = _lines(out)
+    incident = incident_id("gunshot", "cam-12", T0_NS, 0)
+    assert (firing["idempotency_key"], resolved["idempotency_key"]) == (
+        f"{incident}:firing",
+        f"{incident}:resolved",
+    )
+    assert resolved["resolution"] == "stale"
+    assert resolved["resolution_note"] == "no audio from the stream for 80 s"
+    sample = metrics.registry.get_sample_value
+    assert sample("earwitness_alerts_stale_resolutions_total", {"rule": "gunshot"}) == 1
+    assert sample("earwitness_alerts_incidents_open", {"rule": "gunshot"}) == 0
+    assert load_state({"bootstrap.servers": kafka_bootstrap}, topics["state"]) == {}
 
 
 def test_permanent_failure_goes_to_the_dead_letter_topic(
