@@ -14,7 +14,8 @@ Each turn::
 
 1. produce the buffered caption events and dead letters,
 2. produce each changed stream's cursor (last *published* window) to the changelog, into the
-   changelog partition equal to the stream's input partition,
+   changelog partition equal to the stream's input partition, and each partition's dead-letter
+   mark if it dead-lettered records (replayed bad records are not dead-lettered again),
 3. ``send_offsets_to_transaction``: per input partition the lowest offset still needed by any
    window not yet published (``stream/offsets.py``),
 4. ``commit_transaction``.
@@ -42,7 +43,7 @@ from earwitness import failpoints
 from earwitness.errors import BadInputError, KafkaFatalError
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
 from stream.batcher import Outcome
-from stream.changelog import encode_cursor, load_cursors
+from stream.changelog import DEAD_LETTER_MARK_KEY, encode_cursor, encode_mark, load_cursors
 from stream.config import AnalyzerSettings, SilencePolicy
 from stream.cursors import StreamCursors
 from stream.deadletter import dead_letter
@@ -104,6 +105,9 @@ class Analyzer:
         )
         metrics.watch_windower(self.windower)
         self._records: list[Record] = []
+        self._dead_lettered_below: dict[int, int] = {}
+        """Per partition: bad records below this offset are dead-lettered (changelog mark)."""
+        self._marks_dirty: set[int] = set()
         self._committing_closed_ns: list[int] = []
         self._closed_ns: dict[WindowKey, int] = {}
         self._assigned: set[int] = set()
@@ -194,6 +198,12 @@ class Analyzer:
         logger.warning("consumer: %s", error.str())
 
     def _dead_letter(self, msg: Message, exc: BadInputError) -> None:
+        partition, offset = msg.partition(), msg.offset()
+        assert partition is not None and offset is not None  # a consumed record has both
+        if offset < self._dead_lettered_below.get(partition, 0):
+            return  # replayed: its dead letter is out already (see stream/changelog.py)
+        self._dead_lettered_below[partition] = offset + 1
+        self._marks_dirty.add(partition)
         self.metrics.bad_frames.labels(exc.reason).inc()
         logger.warning(
             "bad frame at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc
@@ -304,6 +314,15 @@ class Analyzer:
             )
             for c in self.cursors.take_dirty()
         ]
+        changelog += [
+            Record(
+                kafka.changelog,
+                DEAD_LETTER_MARK_KEY,
+                encode_mark(self._dead_lettered_below[p]),
+                partition=p,
+            )
+            for p in sorted(self._marks_dirty)
+        ]
         offsets = self.offsets.committable(self.windower.oldest_needed().values())
         if not (self._records or changelog or offsets):
             return
@@ -321,6 +340,7 @@ class Analyzer:
     def _committed(self, offsets: dict[int, int]) -> None:
         self.offsets.committed(offsets)
         self.cursors.checkpointed()
+        self._marks_dirty.clear()
         self._records.clear()
         now_ns = time.time_ns()
         for closed_ns in self._committing_closed_ns:
@@ -393,8 +413,9 @@ class Analyzer:
             return
         kafka = self.settings.kafka
         for partition in partitions:
-            cursors = load_cursors(kafka.client_config(), kafka.changelog, [partition])
-            self.cursors.restored(cursors, partition)
+            restored = load_cursors(kafka.client_config(), kafka.changelog, [partition])
+            self.cursors.restored(restored.cursors, partition)
+            self._dead_lettered_below[partition] = restored.dead_lettered_below.get(partition, 0)
 
     def _forget(self, partitions: list[int]) -> None:
         """Drop all state of the partitions' streams; their outcomes will be ignored."""
@@ -404,6 +425,9 @@ class Analyzer:
         dropped = self.order.forget(streams)
         self.cursors.forget(streams)
         self.offsets.forget(partitions)
+        for partition in partitions:
+            self._dead_lettered_below.pop(partition, None)
+            self._marks_dirty.discard(partition)
         if dropped:
             logger.info("dropped %d unpublished windows of partitions %s", dropped, partitions)
 

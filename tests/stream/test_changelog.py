@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from earwitness.errors import BadInputError
-from stream.changelog import _apply, decode_cursor, encode_cursor
+from stream.changelog import (
+    DEAD_LETTER_MARK_KEY,
+    Restored,
+    _apply,
+    decode_cursor,
+    encode_cursor,
+    encode_mark,
+)
 from stream.cursors import StreamCursors
 from windowing.window import Cursor
 
@@ -54,14 +61,28 @@ def test_unreadable_records_raise_bad_input(value: bytes) -> None:
 
 
 def test_replaying_the_changelog_keeps_the_latest_cursor_and_honours_tombstones() -> None:
-    cursors: dict[str, Cursor] = {}
-    _apply(cursors, b"a", encode_cursor(cursor("a", 1)))
-    _apply(cursors, b"b", encode_cursor(cursor("b", 1)))
-    _apply(cursors, b"a", encode_cursor(cursor("a", 2)))
-    _apply(cursors, b"b", None)  # tombstone
-    _apply(cursors, None, encode_cursor(cursor("c", 1)))  # no key: ignored
-    _apply(cursors, b"a", b"garbage")  # unreadable: skipped, the last good one stays
-    assert cursors == {"a": cursor("a", 2)}
+    restored = Restored()
+    _apply(restored, 0, b"a", encode_cursor(cursor("a", 1)))
+    _apply(restored, 0, b"b", encode_cursor(cursor("b", 1)))
+    _apply(restored, 0, b"a", encode_cursor(cursor("a", 2)))
+    _apply(restored, 0, b"b", None)  # tombstone
+    _apply(restored, 0, None, encode_cursor(cursor("c", 1)))  # no key: ignored
+    _apply(restored, 0, b"a", b"garbage")  # unreadable: skipped, the last good one stays
+    assert restored.cursors == {"a": cursor("a", 2)}
+    assert restored.dead_lettered_below == {}
+
+
+def test_dead_letter_marks_are_per_partition_and_never_a_stream() -> None:
+    restored = Restored()
+    _apply(restored, 1, DEAD_LETTER_MARK_KEY, encode_mark(17))
+    _apply(restored, 1, DEAD_LETTER_MARK_KEY, encode_mark(42))
+    _apply(restored, 0, DEAD_LETTER_MARK_KEY, encode_mark(5))
+    _apply(restored, 0, DEAD_LETTER_MARK_KEY, b"garbage")  # skipped, 5 stays
+    _apply(restored, 0, "\ufffddead-letters".encode(), encode_cursor(cursor("x", 1)))
+    assert restored.dead_lettered_below == {0: 5, 1: 42}
+    assert list(restored.cursors) == ["\ufffddead-letters"], "a UTF-8 lookalike is a stream"
+    with pytest.raises(UnicodeDecodeError):
+        DEAD_LETTER_MARK_KEY.decode("utf-8")
 
 
 def test_stream_cursors_mark_published_streams_dirty_until_checkpointed() -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ from stream.topics import ensure_topics
 from stream.worker import EngineWorker
 
 REPO = Path(__file__).resolve().parents[2]
+
+THREAD_NAME = "analyzer-test"
 
 BATCH = BatchSettings(max_batch=4, max_wait_ms=50, max_inflight=8, drain_timeout_s=60)
 """Micro-batching for CPU tests: small batches, a generous drain."""
@@ -52,9 +55,17 @@ def engine_settings(model_dir: Path, **overrides: object) -> EngineSettings:
 
 @contextmanager
 def running(
-    settings: AnalyzerSettings, worker: EngineWorker, *, expect_exit: int | None = 0
+    settings: AnalyzerSettings,
+    worker: EngineWorker,
+    *,
+    expect_exit: int | None = 0,
+    join_timeout_s: float = 120,
 ) -> Iterator[Analyzer]:
-    """An analyzer on a thread of this process; stopped (drained) on exit of the block."""
+    """An analyzer on thread ``analyzer-test``; stopped (drained) on exit of the block.
+
+    The thread is a daemon: an analyzer wedged inside a Kafka client call cannot keep the test
+    process from exiting.
+    """
     ensure_topics(settings.kafka)
     analyzer = Analyzer(settings, worker, AnalyzerMetrics(), Health(stall_s=60))
     codes: list[int] = []
@@ -66,14 +77,14 @@ def running(
         except BaseException as exc:  # reported to the test below
             errors.append(exc)
 
-    thread = threading.Thread(target=main, name="analyzer-test")
+    thread = threading.Thread(target=main, name=THREAD_NAME, daemon=True)
     thread.start()
     try:
         yield analyzer
     finally:
         analyzer.stop()
-        thread.join(120)
-    assert not thread.is_alive(), "the in-process analyzer did not stop within 120 s"
+        thread.join(join_timeout_s)
+    assert not thread.is_alive(), f"the in-process analyzer did not stop in {join_timeout_s} s"
     assert not errors, f"the in-process analyzer raised {errors[0]!r}"
     if expect_exit is not None:
         assert codes == [expect_exit], f"the analyzer exited {codes}, not {expect_exit}"
@@ -182,3 +193,12 @@ def scrape(port: int, timeout_s: float = 5) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
+
+
+def stack_of(thread_name: str) -> list[traceback.FrameSummary]:
+    """The current stack of a live thread of this process (empty if none has that name)."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread.name == thread_name and thread.ident in frames:
+            return traceback.extract_stack(frames[thread.ident])
+    return []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import (
@@ -33,7 +33,7 @@ from tests.support.frames import FRAME_MS, Tone
 from tests.support.kafka import unique_name
 from windowing.config import OUT_RATE_HZ
 
-Record = tuple[bytes | None, bytes | None, list[tuple[str, bytes]] | None]
+Record = tuple[bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None]
 
 
 def keys_on_partitions(prefix: str, partitions: int, per_partition: int) -> list[str]:
@@ -136,7 +136,12 @@ class Feeder:
 
     def _produce(self, record: Record) -> None:
         key, value, headers = record
-        self._producer.produce(self.topic, key=key, value=value, headers=headers)
+        while True:
+            try:
+                self._producer.produce(self.topic, key=key, value=value, headers=headers)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
 
 
 def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60) -> list[Message]:
