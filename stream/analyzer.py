@@ -34,13 +34,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from earwitness import failpoints
-from earwitness.errors import BadInputError, KafkaFatalError
+from earwitness.errors import BadInputError, KafkaFatalError, TransientError
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
 from stream.batcher import Outcome
 from stream.changelog import DEAD_LETTER_MARK_KEY, encode_cursor, encode_mark, load_cursors
@@ -101,7 +109,7 @@ class Analyzer:
             {**consumer_config(settings), "stats_cb": self._on_stats}, logger=logger
         )
         self.txn = TransactionalProducer(
-            producer_config(settings), kafka.txn_id(), kafka.transaction_timeout_ms / 1000
+            producer_config(settings), kafka.txn_id(), txn_call_timeout_s(settings)
         )
         metrics.watch_windower(self.windower)
         self._records: list[Record] = []
@@ -354,12 +362,15 @@ class Analyzer:
         self._records.clear()
         self._committing_closed_ns.clear()
         self._forget(partitions)
+        _retrying("rewind", lambda: self._seek_committed(partitions))
+        _retrying("restore", lambda: self._restore(partitions))
+
+    def _seek_committed(self, partitions: list[int]) -> None:
         topic = self.settings.kafka.input_topic
         committed = self.consumer.committed([TopicPartition(topic, p) for p in partitions], 30)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
             self.consumer.seek(TopicPartition(topic, tp.partition, offset))
-        self._restore(partitions)
 
     def _drain(self) -> None:
         """Stop fetching, let in-flight windows finish (bounded), publish, checkpoint."""
@@ -456,6 +467,25 @@ def consumer_config(settings: AnalyzerSettings) -> dict[str, object]:
     if kafka.group_instance_id:
         config["group.instance.id"] = kafka.group_instance_id
     return config
+
+
+def _retrying(what: str, step: Callable[[], None], deadline_s: float = 120.0) -> None:
+    """Retry a broker round trip while the broker comes back (after a restart, say)."""
+    give_up = time.monotonic() + deadline_s
+    while True:
+        try:
+            step()
+            return
+        except (KafkaException, TransientError) as exc:
+            if time.monotonic() > give_up:
+                raise KafkaFatalError(f"{what}: broker unreachable for {deadline_s:.0f} s") from exc
+            logger.warning("%s failed, retrying: %s", what, exc)
+            time.sleep(1.0)
+
+
+def txn_call_timeout_s(settings: AnalyzerSettings) -> float:
+    """A transactional call must end well inside the transaction's own broker-side timeout."""
+    return min(30.0, settings.kafka.transaction_timeout_ms / 2000)
 
 
 def producer_config(settings: AnalyzerSettings) -> dict[str, object]:
