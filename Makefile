@@ -23,6 +23,7 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy earwitness stream windowing sinks
 
 format: venv
 	$(BIN)/ruff format .

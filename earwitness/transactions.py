@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -37,7 +37,7 @@ from earwitness.errors import KafkaFatalError, TransientError
 logger = logging.getLogger(__name__)
 
 COMMIT_RETRIES = 5
-Headers = list[tuple[str, str | bytes | None]]
+Headers = Sequence[tuple[str, str | bytes | None]]
 
 
 STUCK_MARGIN_S = 10.0

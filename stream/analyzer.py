@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from confluent_kafka import (
@@ -63,7 +64,7 @@ from stream.ordering import InOrder
 from stream.worker import EngineWorker
 from windowing import Windower
 from windowing.window import Window
-from windowing.wire import decode_frame
+from windowing.wire import Headers, decode_frame
 
 logger = logging.getLogger(__name__)
 
@@ -177,19 +178,20 @@ class Analyzer:
             self._on_consumer_error(error)
             return
         self.metrics.frames_in.inc()
-        self.offsets.consumed(msg.partition(), msg.offset())
+        partition, offset = _position(msg)
+        self.offsets.consumed(partition, offset)
         try:
             frame = decode_frame(
                 msg.key(),
                 msg.value(),
-                msg.headers(),
-                (msg.partition(), msg.offset()),
+                cast("Headers | None", msg.headers()),  # consumed headers are (str, bytes)
+                (partition, offset),
                 self.settings.windowing.frame_limits,
             )
         except BadInputError as exc:
             self._dead_letter(msg, exc)
             return
-        self.cursors.seen(frame.stream_id, msg.partition())
+        self.cursors.seen(frame.stream_id, partition)
         if frame.stream_id not in self.windower:
             self._reopen(frame.stream_id, now_s)
         self._route(self.windower.push(frame, now_s))
@@ -206,8 +208,7 @@ class Analyzer:
         logger.warning("consumer: %s", error.str())
 
     def _dead_letter(self, msg: Message, exc: BadInputError) -> None:
-        partition, offset = msg.partition(), msg.offset()
-        assert partition is not None and offset is not None  # a consumed record has both
+        partition, offset = _position(msg)
         if offset < self._dead_lettered_below.get(partition, 0):
             return  # replayed: its dead letter is out already (see stream/changelog.py)
         self._dead_lettered_below[partition] = offset + 1
@@ -274,7 +275,17 @@ class Analyzer:
         self.cursors.on_published(window.cursor)
         self.offsets.release(window_key(window))
 
-    def _emit(self, window: Window, kind: EventKind, closed_ns: int, **fields: object) -> None:
+    def _emit(
+        self,
+        window: Window,
+        kind: EventKind,
+        closed_ns: int,
+        *,
+        caption: str | None = None,
+        engine_latency_ms: float | None = None,
+        skipped: str | None = None,
+        error: str | None = None,
+    ) -> None:
         engine = self.settings.engine
         event = window_event(
             window,
@@ -282,8 +293,11 @@ class Analyzer:
             model=engine.model,
             model_revision=engine.revision or "main",
             closed_ns=closed_ns,
-            **fields,
-        )  # type: ignore[arg-type]
+            caption=caption,
+            engine_latency_ms=engine_latency_ms,
+            skipped=skipped,
+            error=error,
+        )
         self._records.append(
             Record(
                 self.settings.kafka.output_topic,
@@ -467,6 +481,14 @@ def consumer_config(settings: AnalyzerSettings) -> dict[str, object]:
     if kafka.group_instance_id:
         config["group.instance.id"] = kafka.group_instance_id
     return config
+
+
+def _position(msg: Message) -> tuple[int, int]:
+    """``(partition, offset)`` of a consumed record (the client always sets both)."""
+    partition, offset = msg.partition(), msg.offset()
+    if partition is None or offset is None:
+        raise KafkaFatalError(f"a consumed record without a position: {msg.topic()}")
+    return partition, offset
 
 
 def _retrying(what: str, step: Callable[[], None], deadline_s: float = 120.0) -> None:

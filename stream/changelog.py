@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -60,7 +61,10 @@ def decode_cursor(value: bytes) -> Cursor:
 
 
 def load_cursors(
-    client_config: dict[str, object], topic: str, partitions: list[int], timeout_s: float = 60.0
+    client_config: Mapping[str, str | int | float | bool],
+    topic: str,
+    partitions: list[int],
+    timeout_s: float = 60.0,
 ) -> Restored:
     """Latest stream cursors and dead-letter marks in ``partitions`` (read to the end)."""
     consumer = Consumer(
