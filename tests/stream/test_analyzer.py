@@ -13,23 +13,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.analyzer import Analyzer
-from stream.config import AnalyzerSettings, BatchSettings, KafkaSettings
-from stream.engine import EngineSettings
+from stream.config import AnalyzerSettings, KafkaSettings
 from stream.events import CaptionEvent, EventKind
-from stream.http import Health
-from stream.metrics import AnalyzerMetrics
 from stream.publish import PublishPlan, publish
-from stream.topics import ensure_topics
 from stream.worker import EngineWorker
+from tests.support.analyzer import BATCH, engine_settings, running
 from tests.support.frames import Tone, publish_interleaved
 from tests.support.kafka import consume, unique_name
 from windowing.config import WindowSettings
@@ -39,33 +34,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.kafka, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "audio" / "sample.ogg"
 S = 1_000_000_000
-
-
-def engine_settings(model_dir: Path) -> EngineSettings:
-    return EngineSettings(
-        model=str(model_dir),
-        load_format="dummy",
-        dtype="bfloat16",
-        enforce_eager=True,
-        max_model_len=1024,
-        max_tokens=8,
-        ignore_eos=True,
-        cpu_kv_cache_bytes=256 * 2**20,
-        vllm_env={"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
-    )
-
-
-BATCH = BatchSettings(max_batch=4, max_wait_ms=50, max_inflight=8, drain_timeout_s=60)
-
-
-@pytest.fixture(scope="module")
-def worker(tiny_model_dir: Path) -> Iterator[EngineWorker]:
-    worker = EngineWorker(
-        engine_settings(tiny_model_dir), BATCH, lambda w: f"{w.stream_id}/{w.index}"
-    )
-    worker.start(timeout_s=600)
-    yield worker
-    worker.stop(finish=False)
 
 
 @pytest.fixture
@@ -89,21 +57,6 @@ def settings_for(
         engine=engine_settings(model_dir),
         batch=BATCH,
     )
-
-
-@contextmanager
-def running(settings: AnalyzerSettings, worker: EngineWorker) -> Iterator[Analyzer]:
-    ensure_topics(settings.kafka)
-    analyzer = Analyzer(settings, worker, AnalyzerMetrics(), Health(stall_s=60))
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(analyzer.run()), name="analyzer-test")
-    thread.start()
-    try:
-        yield analyzer
-    finally:
-        analyzer.stop()
-        thread.join(120)
-    assert codes == [0], "the analyzer did not drain cleanly"
 
 
 def events(bootstrap: str, topic: str, count: int, timeout_s: float = 120) -> list[CaptionEvent]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,17 +50,6 @@ pytestmark = [pytest.mark.engine, pytest.mark.kafka, pytest.mark.slow]
 WINDOWING = WindowSettings(window_s=4, hop_s=2, min_window_s=1, idle_timeout_s=600)
 ENGINE_START_S = 240
 """Bound on an analyzer process's start (engine warm-up included) on a loaded 2-core box."""
-
-
-@pytest.fixture(scope="module")
-def worker(tiny_model_dir: Path) -> Iterator[EngineWorker]:
-    """One engine for every in-process analyzer of this module."""
-    worker = EngineWorker(
-        engine_settings(tiny_model_dir), BATCH, lambda w: f"{w.stream_id}/{w.index}"
-    )
-    worker.start(timeout_s=600)
-    yield worker
-    worker.stop(finish=False)
 
 
 def analyzer_settings(
