@@ -57,25 +57,36 @@ class Tone:
             )
 
 
-def publish_interleaved(bootstrap: str, topic: str, tones: Iterable[Tone]) -> int:
-    """Produce the tones' frames round-robin (as live streams arrive); returns the count."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+def interleaved(tones: Iterable[Tone]) -> Iterator[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """The tones' records round-robin, one frame of each in turn (as live streams arrive)."""
     streams = [tone.records() for tone in tones]
-    sent = 0
     while streams:
         for records in list(streams):
             record = next(records, None)
             if record is None:
                 streams.remove(records)
-                continue
-            key, value, headers = record
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value, headers=headers)
-                    break
-                except BufferError:
-                    producer.poll(0.05)  # local queue full: let deliveries drain
-            sent += 1
-        producer.poll(0)
+            else:
+                yield record
+
+
+def produce(producer: Producer, topic: str, record: tuple) -> None:
+    """Produce one ``(key, value, headers)`` record, waiting while the local queue is full."""
+    key, value, headers = record
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, headers=headers)
+            break
+        except BufferError:
+            producer.poll(0.05)  # local queue full: let deliveries drain
+    producer.poll(0)
+
+
+def publish_interleaved(bootstrap: str, topic: str, tones: Iterable[Tone]) -> int:
+    """Produce the tones' frames round-robin; returns the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    sent = 0
+    for record in interleaved(tones):
+        produce(producer, topic, record)
+        sent += 1
     assert producer.flush(30) == 0
     return sent

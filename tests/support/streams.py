@@ -29,7 +29,7 @@ from confluent_kafka import (
 )
 
 from stream.events import CaptionEvent
-from tests.support.frames import FRAME_MS, Tone
+from tests.support.frames import FRAME_MS, Tone, interleaved, produce
 from tests.support.kafka import unique_name
 from windowing.config import OUT_RATE_HZ
 
@@ -120,28 +120,11 @@ class Feeder:
     def _chunk(self, k: int) -> None:
         last = k == self.chunks - 1
         tones = [
-            Tone(s, self.chunk_s, first_seq=k * self.frames_per_chunk, eos=last).records()
+            Tone(s, self.chunk_s, first_seq=k * self.frames_per_chunk, eos=last)
             for s in self.streams
         ]
-        while tones:
-            for records in list(tones):
-                record = next(records, None)
-                if record is None:
-                    tones.remove(records)
-                    continue
-                self._produce(record)
-            self._producer.poll(0)
-        for record in self.extra.get(k, []):
-            self._produce(record)
-
-    def _produce(self, record: Record) -> None:
-        key, value, headers = record
-        while True:
-            try:
-                self._producer.produce(self.topic, key=key, value=value, headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        for record in [*interleaved(tones), *self.extra.get(k, [])]:
+            produce(self._producer, self.topic, record)
 
 
 def read_to_end(bootstrap: str, topic: str, timeout_s: float = 60) -> list[Message]:
