@@ -2,11 +2,18 @@
 
 ::
 
-    submit(w) ─► heap by (ready time, order) ─► batch ─► engine.caption() x n ─► on_done
-                                                       │
+    submit(w) ─► heap by (ready time, order) ─► batch ─► prepare x n ─► generate x n ─► on_done
+                                                       │              (once all n are prepared)
      first window opens a batch ──┬── max_batch windows taken   ─┐
                                   └── max_wait_ms passed         ─┴─► launch; ≤ max_inflight
                                                                      windows inside the engine
+
+A launched batch is first *prepared* window by window (mel features and prompt, in vLLM's
+renderer threads), and only when every window of it is prepared (or rejected) are its requests
+handed to the engine core, in one go. The engine core then schedules the batch's audio encoder
+and prefill in a few large steps instead of one small step per window as each one finishes
+preprocessing, which kept mixed prefill+decode steps (slower, outside CUDA graphs) running all
+the time on a GPU; ``docs/benchmarks.md`` has the measurement.
 
 The oldest ready window always goes first, whatever its stream, so no stream starves. A window
 that waited longer than ``max_lag_s`` is shed (policy ``skip``: every stale window; ``widen``:
@@ -36,7 +43,7 @@ import numpy as np
 from earwitness import failpoints
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
 from stream.config import BatchSettings, ShedPolicy
-from stream.engine import CaptionResult
+from stream.engine import CaptionResult, PreparedWindow
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
@@ -45,7 +52,29 @@ logger = logging.getLogger(__name__)
 class Captioner(Protocol):
     """What the batcher needs of an engine (``stream.engine.CaptionEngine``)."""
 
+    def prepare(self, samples: np.ndarray, request_id: str) -> Awaitable[PreparedWindow]: ...
+
+    def generate(self, prepared: PreparedWindow) -> Awaitable[CaptionResult]: ...
+
     def caption(self, samples: np.ndarray, request_id: str) -> Awaitable[CaptionResult]: ...
+
+
+class _Gate:
+    """Opens when every window of one batch has been prepared (or failed to be)."""
+
+    def __init__(self, windows: int) -> None:
+        self._left = windows
+        self._open = asyncio.Event()
+        if windows <= 0:
+            self._open.set()
+
+    def arrive(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._open.set()
+
+    async def opened(self) -> None:
+        await self._open.wait()
 
 
 @dataclass(frozen=True)
@@ -204,18 +233,21 @@ class MicroBatcher:
         self.batch_sizes.append(len(batch))
         failpoints.hit("batch.launched")
         now_ns = time.monotonic_ns()
+        gate = _Gate(len(batch))
         for item in batch:
             queued_ms = (now_ns - item.ready_ns) / 1e6
             task = asyncio.create_task(
-                self._caption(item.window, len(batch), queued_ms),
+                self._caption(item.window, gate, len(batch), queued_ms),
                 name=f"caption:{self.request_id(item.window)}",
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _caption(self, window: Window, batch_size: int, queued_ms: float) -> None:
+    async def _caption(
+        self, window: Window, gate: _Gate, batch_size: int, queued_ms: float
+    ) -> None:
         try:
-            result, error, attempts = await self._with_retries(window)
+            result, error, attempts = await self._with_retries(window, gate)
         except EngineDeadError as exc:
             self._dead = self._dead or exc
             self._arrived.set()  # wake run() so it stops forming batches
@@ -224,12 +256,28 @@ class MicroBatcher:
             self._slots.release()
         self.on_done(Outcome(window, result, error, attempts, batch_size, queued_ms))
 
-    async def _with_retries(self, window: Window) -> tuple[CaptionResult | None, str | None, int]:
+    async def _with_retries(
+        self, window: Window, gate: _Gate
+    ) -> tuple[CaptionResult | None, str | None, int]:
+        """Prepare, wait for the rest of the batch, generate; retry a failure in full."""
         request_id = self.request_id(window)
+        prepared: PreparedWindow | None = None
+        try:
+            prepared = await self.engine.prepare(window.samples, request_id)
+        except BadInputError as exc:
+            return None, f"rejected: {exc}", 1
+        except TransientError as exc:
+            logger.warning("preparing %s failed: %s", request_id, exc)
+        finally:
+            gate.arrive()
+        await gate.opened()
         attempts, error = 0, ""
         while attempts <= self.settings.request_retries:
             attempts += 1
             try:
+                if prepared is not None:
+                    first, prepared = prepared, None
+                    return await self.engine.generate(first), None, attempts
                 return await self.engine.caption(window.samples, request_id), None, attempts
             except BadInputError as exc:
                 return None, f"rejected: {exc}", attempts

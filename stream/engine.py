@@ -20,15 +20,14 @@ calls exactly once, also on errors)::
     destroys the client's ZMQ context, then waits for every process that appeared during
     start() and kills any straggler.
 
-Preprocessing does not serialise the accelerator. :meth:`CaptionEngine.caption` renders the
-prompt with ``AsyncLLM.renderer.render_cmpl_async`` (vLLM 0.26 and 0.32 alike), which runs
-tokenisation, the Whisper mel features (~13 ms per 30 s window on the GPU host, ~19 ms here)
-and vLLM's multimodal processing in vLLM's renderer threads, off the event loop, and hands
-``generate`` the rendered input. The engine core is another process with its own GIL, so
-window *n + 1* is preprocessed while windows *≤ n* run on the accelerator. vLLM keeps
-multimodal processing on one thread (~50-70 windows/s), more than the GPU baseline captions
-(17-28 windows/s with 512-token captions); a thread pool of our own would add nothing. (Raw
-prompts passed straight to ``generate`` are preprocessed on the event loop in vLLM 0.26.)
+Preprocessing and the engine core. :meth:`CaptionEngine.caption` is :meth:`prepare` (the
+prompt rendered by ``AsyncLLM.renderer.render_cmpl_async``: tokenisation, Whisper mel features
+and vLLM's multimodal processing, in vLLM's renderer threads, off the event loop, in vLLM 0.26
+and 0.32 alike) then :meth:`generate` (the rendered input handed to the engine core, another
+process with its own GIL). The micro-batcher prepares a whole batch before generating any of
+it, so the engine core prefills the batch together. On an H200, preprocessing (6.4 ms a window
+on 4 threads) is far from the limit; the engine core's own CPU work is (``docs/engine.md``).
+(Raw prompts passed straight to ``generate`` are preprocessed on the event loop in vLLM 0.26.)
 
 vLLM reads environment variables, so they are set here, in one place (:func:`_prepare_vllm`),
 before vLLM is first imported: ``VLLM_CONFIGURE_LOGGING=0`` (vLLM must not configure the
@@ -138,6 +137,13 @@ class EngineSettings(BaseModel):
         description="Items per prompt by modality. image/video 0 skips the vision tower; "
         'vLLM 0.26 on GPU crashes with that: use {"audio": 1} there.',
     )
+    renderer_num_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads in vLLM's renderer pool (tokenisation; in vLLM 0.26 also the "
+        "Whisper mel features and multimodal processing of concurrent windows).",
+    )
     mm_processor_cache_gb: float = Field(
         default=0.0, ge=0, description="vLLM's multimodal input cache; stream audio never repeats."
     )
@@ -203,6 +209,7 @@ class EngineSettings(BaseModel):
             "enforce_eager": self.enforce_eager,
             "limit_mm_per_prompt": dict(self.limit_mm_per_prompt),
             "mm_processor_cache_gb": self.mm_processor_cache_gb,
+            "renderer_num_workers": self.renderer_num_workers,
             "seed": self.seed,
             "disable_log_stats": not self.log_stats,
         }
@@ -230,8 +237,19 @@ class CaptionResult:
     finish_reason: str | None
     """``stop`` (end of caption), ``length`` (hit max_tokens) or None."""
     engine_latency_ms: float
-    """From :meth:`CaptionEngine.caption` being called to the final output, preprocessing
-    and queueing included."""
+    """From preparation starting (:meth:`CaptionEngine.prepare`) to the final output:
+    preprocessing, waiting for the rest of the micro-batch and queueing included."""
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """A window preprocessed by :meth:`CaptionEngine.prepare`, not yet in the engine core."""
+
+    request_id: str
+    engine_input: Any
+    """vLLM's rendered input (prompt token ids + multimodal features)."""
+    began: float
+    """``time.monotonic()`` when preparation began (start of ``engine_latency_ms``)."""
 
 
 class AudioInputError(BadInputError):
@@ -296,21 +314,40 @@ class CaptionEngine:
 
     async def caption(self, samples: np.ndarray, request_id: str) -> CaptionResult:
         """Caption one window: ``samples`` is 1-D float32 mono audio at 16 kHz."""
+        return await self.generate(await self.prepare(samples, request_id))
+
+    async def prepare(self, samples: np.ndarray, request_id: str) -> PreparedWindow:
+        """Check and preprocess one window (mel features, prompt) without queueing it.
+
+        Runs in vLLM's renderer threads; :meth:`generate` then hands the result to the engine
+        core. The micro-batcher prepares a whole batch before generating any of it, so the
+        engine core receives the batch together (see the module doc).
+        """
         self._check_samples(samples, request_id)
         llm = self._running()
         from vllm.inputs import TextPrompt
-        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
-        from vllm.v1.engine.exceptions import EngineGenerateError
 
         prompt = TextPrompt(
             prompt=CAPTIONER_PROMPT,
             multi_modal_data={"audio": (samples, SAMPLE_RATE_HZ)},
         )
         began = time.monotonic()
-        final = None
         try:
             (engine_input,) = await llm.renderer.render_cmpl_async([prompt])
-            async for output in llm.generate(engine_input, self._sampling, request_id):
+        except _request_rejections() as exc:
+            raise AudioInputError("engine_rejected", str(exc), request_id) from exc
+        return PreparedWindow(request_id, engine_input, began)
+
+    async def generate(self, prepared: PreparedWindow) -> CaptionResult:
+        """Queue a prepared window in the engine core and wait for its caption."""
+        llm = self._running()
+        from vllm.v1.engine.exceptions import EngineDeadError as VllmEngineDeadError
+        from vllm.v1.engine.exceptions import EngineGenerateError
+
+        request_id = prepared.request_id
+        final = None
+        try:
+            async for output in llm.generate(prepared.engine_input, self._sampling, request_id):
                 final = output
         except VllmEngineDeadError as exc:
             raise EngineDeadError(f"the vLLM engine died during request {request_id}") from exc
@@ -327,7 +364,7 @@ class CaptionEngine:
             output_tokens=len(completion.token_ids),
             prompt_tokens=len(final.prompt_token_ids or ()),
             finish_reason=completion.finish_reason,
-            engine_latency_ms=(time.monotonic() - began) * 1000.0,
+            engine_latency_ms=(time.monotonic() - prepared.began) * 1000.0,
         )
 
     async def stop(self, timeout_s: float = 10.0) -> None:

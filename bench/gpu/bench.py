@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import sys
@@ -53,15 +54,19 @@ PHASES: dict[str, dict[str, Any]] = {
         "quantization": None,
         "max_num_seqs": 256,
         "throughput": [(512, 512), (256, 512)],
-        "naive": [(512, 3), (256, 3)],
+        "naive": [(512, 3)],
     },
+    # "batch": the analyzer's micro-batcher (a batch is prepared in full, then enters the
+    # engine together). "trickle": the same backlog with max_batch 1, i.e. each window enters
+    # the engine as soon as it is prepared -- the engine path before session 2's change.
     "worker_bf16": {
         "mode": "worker",
         "quantization": None,
         "max_num_seqs": 256,
+        "batch": {"max_batch": 32, "max_wait_ms": 500.0},
         "throughput": [(512, 512), (256, 512)],
-        "inflight_levers": [(512, 256, 256)],  # (tokens, windows, max_inflight)
-        "levels": [16, 32, 48, 64, 96, 128],  # session 1 ran [64, 128, ...]
+        "trickle": [(512, 512)],
+        "levels": [64, 128, 160, 192, 224, 256],  # session 1 ran [64, 128, ...]
     },
     "worker_fp8": {
         "mode": "worker",
@@ -82,8 +87,26 @@ PHASES: dict[str, dict[str, Any]] = {
         "quantization": "fp8",
         "max_num_seqs": 512,
         "max_num_batched_tokens": 32768,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
         "throughput": [(512, 1024)],
-        "levels": [64, 128, 192, 256],  # session 1 ran [256, 320, ...]
+        "levels": [192, 256, 320, 384, 448, 512],  # session 1 ran [256, 320, ...]
+    },
+    # Lever: preprocessing on 4 renderer threads (vLLM 0.26 runs multimodal processing there).
+    "worker_bf16_rw4": {
+        "mode": "worker",
+        "quantization": None,
+        "max_num_seqs": 256,
+        "renderer_num_workers": 4,
+        "batch": {"max_batch": 32, "max_wait_ms": 500.0},
+        "throughput": [(256, 512), (512, 512)],
+    },
+    "offline_fp8_mns512": {
+        "mode": "offline",
+        "quantization": "fp8",
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "throughput": [(512, 1024)],
+        "naive": [],
     },
     # Not run yet (no device time left in the first session): localise the engine path's loss.
     "diag_bf16": {
@@ -105,7 +128,9 @@ PHASES: dict[str, dict[str, Any]] = {
         "mode": "worker",
         "quantization": None,
         "max_num_seqs": 4,
+        "batch": {"max_batch": 4, "max_wait_ms": 100.0},
         "throughput": [(8, 8)],
+        "trickle": [(8, 8)],
         "inflight_levers": [(8, 8, 2)],
         "levels": [2, 4],
         "level_s": 12.0,
@@ -195,6 +220,8 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
         "ignore_eos": True,
         "warmup_windows": phase["max_num_seqs"],
         "vllm_env": {"VLLM_USE_FLASHINFER_SAMPLER": "0"},
+        "log_stats": not cpu,  # vLLM's running/waiting/throughput line every 10 s
+        "renderer_num_workers": phase.get("renderer_num_workers", 1),
     }
     if cpu:
         kwargs.update(
@@ -365,6 +392,27 @@ def backlog(worker: Any, clips: Clips, n: int, tag: str, timeout_s: float) -> di
     }
 
 
+def prepare_only(worker: Any, clips: Clips, n: int) -> dict[str, Any]:
+    """Preprocessing alone: ``n`` concurrent ``CaptionEngine.prepare`` calls on the engine loop
+    (nothing enters the engine core), with the engine idle."""
+    windows = [clips.next() for _ in range(n)]
+
+    async def run() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(
+            *(worker.engine.prepare(w, f"prep-{i}") for i, w in enumerate(windows))
+        )
+        return time.perf_counter() - t0
+
+    wall = asyncio.run_coroutine_threadsafe(run(), worker._loop).result(300)
+    return {
+        "windows": n,
+        "wall_s": wall,
+        "windows_per_s": n / wall,
+        "ms_per_window": wall / n * 1e3,
+    }
+
+
 def capacity_curve(
     worker: Any,
     clips: Clips,
@@ -489,9 +537,11 @@ def run_worker(
 
     settings = engine_settings(phase, model, warmup_tokens=32)
     mns = phase["max_num_seqs"]
-    # GPU batching: batches as large as the engine's, and twice max_num_seqs in flight, so a
-    # preprocessed wave always waits inside vLLM when the running one finishes.
-    batch = BatchSettings(max_batch=mns, max_wait_ms=20.0, max_inflight=2 * mns)
+    # GPU batching: the phase's batches (session 1: max_batch = max_num_seqs, 20 ms), and twice
+    # max_num_seqs in flight, so a prepared wave always waits inside vLLM when the running one
+    # finishes.
+    shape = phase.get("batch", {"max_batch": mns, "max_wait_ms": 20.0})
+    batch = BatchSettings(**shape, max_inflight=2 * mns)
     result["engine_args"] = settings.engine_args()
     result["batch_settings"] = batch.model_dump(mode="json")
     worker = EngineWorker(settings, batch, request_id)
@@ -505,6 +555,9 @@ def run_worker(
         row = backlog(worker, clips, mns, "warm", 600)
         result["warmup"] = row
         log(f"warm-up {mns} distinct windows x32 tok in {time.monotonic() - t0:.1f} s")
+        result["prepare_only"] = prepare_only(worker, clips, 128)
+        log(f"prepare only: {result['prepare_only']}")
+        save()
         for tokens, n in phase["throughput"]:
             set_length(worker, settings, tokens)
             row = backlog(worker, clips, n, f"tp{tokens}", 900)
@@ -513,6 +566,17 @@ def run_worker(
             log(
                 f"earwitness {tokens} tok: {row['windows_per_s']} windows/s ({row['wall_s']:.1f} s)"
             )
+            save()
+        for tokens, n in phase.get("trickle", []):
+            if time.monotonic() > deadline:
+                break
+            set_length(worker, settings, tokens)
+            set_batching(worker, batch.model_copy(update={"max_batch": 1, "max_wait_ms": 0.0}))
+            row = backlog(worker, clips, n, f"tr{tokens}", 900)
+            row.update(output_tokens=tokens, max_batch=1)
+            result.setdefault("trickle", []).append(row)
+            log(f"trickle (max_batch 1) {tokens} tok: {row['windows_per_s']} windows/s")
+            set_batching(worker, batch)
             save()
         for tokens, n, inflight in phase.get("inflight_levers", []):
             if time.monotonic() > deadline:
@@ -695,6 +759,7 @@ def main() -> int:
         help="wall-clock (time.time) after which no new measurement starts",
     )
     args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     phase = PHASES[args.phase]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.phase}.json"

@@ -14,8 +14,8 @@ case "${1:?part1|part2}" in
   part1)
     cp .device/p1/vllm.tar.xz.part1 .device/p1/vllm.tar.xz.sha256 "$EW"/
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target /tmp/site .device/p1/wheels/*.whl
-    export PYTHONPATH=/tmp/site:$PWD
+      --target /root/ew/site .device/p1/wheels/*.whl
+    export PYTHONPATH=/root/ew/site:$PWD
     python3 -c "from pathlib import Path; from stream.testmodel import write_test_model; \
 write_test_model(Path('$EW/model'), real_dims=True)"
     ls -la "$EW" "$EW/model"

@@ -30,7 +30,7 @@ python3 -m pip download -q "${PLAT[@]}" -d "$ROOT/wheels" \
   'pydantic>=2.12' pydantic-settings python-dotenv 'openai>=2.0.0,<3' 'fastapi>=0.133,<0.137' \
   'starlette>=1.0.1' 'prometheus-fastapi-instrumentator>=8.0.0' watchfiles 'pyzmq>=25' msgspec \
   blake3 cachetools cbor2 setproctitle pybase64 ijson partial-json-parser python-json-logger \
-  depyf==0.20.0 lark==1.2.2 loguru 'openai-harmony>=0.0.3' 'typing_extensions>=4.10' sniffio soxr
+  depyf==0.20.0 lark==1.2.2 loguru 'openai-harmony>=0.0.3' 'typing_extensions>=4.10' sniffio soxr orjson
 python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$ROOT/wheels" compressed-tensors==0.17.0
 # drop what the image already has in a compatible version (keeps one version of each there)
 for keep_out in anyio- idna- certifi- h11- httpcore- httpx- tqdm- click- pyyaml- PyYAML- \

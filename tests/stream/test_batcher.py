@@ -1,4 +1,5 @@
-"""The micro-batcher, driven through its real seam: an async ``caption`` coroutine.
+"""The micro-batcher, driven through its real seam: the engine's async ``prepare`` and
+``generate`` (and ``caption``, their sum, for retries).
 
 The engine here is a stand-in that records call times and sleeps; the real vLLM engine is
 exercised by tests/stream/test_analyzer.py and tests/engine/.
@@ -15,7 +16,7 @@ import pytest
 from earwitness.errors import EngineDeadError, TransientError
 from stream.batcher import MicroBatcher, Outcome
 from stream.config import BatchSettings
-from stream.engine import CaptionResult
+from stream.engine import AudioInputError, CaptionResult, PreparedWindow
 from windowing.window import Cursor, Window
 
 
@@ -39,22 +40,38 @@ def make_window(stream: str, index: int) -> Window:
 
 
 class ScriptedEngine:
-    """Answers after ``delay_s``; fails the first ``failures[request]`` attempts of a request."""
+    """Prepares in ``prepare_s`` (``bad`` requests are rejected there), answers after
+    ``delay_s``; fails the first ``failures[request]`` generations of a request."""
 
     def __init__(
         self,
         delay_s: float = 0.01,
         failures: dict[str, int] | None = None,
         dead_after: int | None = None,
+        prepare_s: float = 0.0,
+        bad: frozenset[str] = frozenset(),
     ) -> None:
         self.delay_s = delay_s
+        self.prepare_s = prepare_s
         self.failures = dict(failures or {})
         self.dead_after = dead_after
+        self.bad = bad
         self.calls: list[tuple[float, str]] = []
+        """(time, request id) of every generation started."""
+        self.prepared: list[tuple[float, str]] = []
+        """(time, request id) of every preparation finished."""
         self.running = 0
         self.most_running = 0
 
-    async def caption(self, samples: object, request_id: str) -> CaptionResult:
+    async def prepare(self, samples: object, request_id: str) -> PreparedWindow:
+        await asyncio.sleep(self.prepare_s)
+        if request_id in self.bad:
+            raise AudioInputError("audio_length", f"{request_id}: scripted rejection", request_id)
+        self.prepared.append((time.monotonic(), request_id))
+        return PreparedWindow(request_id, None, time.monotonic())
+
+    async def generate(self, prepared: PreparedWindow) -> CaptionResult:
+        request_id = prepared.request_id
         self.calls.append((time.monotonic(), request_id))
         if self.dead_after is not None and len(self.calls) > self.dead_after:
             raise EngineDeadError("engine core exited")
@@ -68,6 +85,9 @@ class ScriptedEngine:
             self.failures[request_id] -= 1
             raise TransientError("request failed")
         return CaptionResult(request_id, f"caption of {request_id}", 3, 400, "stop", 1.0)
+
+    async def caption(self, samples: object, request_id: str) -> CaptionResult:
+        return await self.generate(await self.prepare(samples, request_id))
 
 
 def request_id(window: Window) -> str:
@@ -106,6 +126,36 @@ def test_batches_fill_to_max_batch():
     assert batcher.batch_sizes == [4, 4, 2]
     assert sorted(o.window.index for o in done) == list(range(10))
     assert all(o.result is not None and o.error is None for o in done)
+
+
+def test_a_batch_reaches_the_engine_together_once_all_of_it_is_prepared():
+    """prepare takes 20 ms each, 4 at a time: no generation starts before the last prepare"""
+    settings = BatchSettings(max_batch=4, max_wait_ms=50, max_inflight=8)
+    engine = ScriptedEngine(prepare_s=0.02)
+    windows = [make_window("s", i) for i in range(8)]
+
+    batcher, done = asyncio.run(run_batcher(engine, settings, windows, 8))
+
+    assert batcher.batch_sizes == [4, 4]
+    prepared = dict((rid, t) for t, rid in engine.prepared)
+    for batch in (["s#0", "s#1", "s#2", "s#3"], ["s#4", "s#5", "s#6", "s#7"]):
+        first_generation = min(t for t, rid in engine.calls if rid in batch)
+        assert first_generation >= max(prepared[rid] for rid in batch)
+    assert all(o.result is not None for o in done)
+
+
+def test_a_window_rejected_while_preparing_does_not_hold_its_batch():
+    settings = BatchSettings(max_batch=3, max_wait_ms=50, max_inflight=8)
+    engine = ScriptedEngine(prepare_s=0.005, bad=frozenset({"s#1"}))
+    windows = [make_window("s", i) for i in range(3)]
+
+    _, done = asyncio.run(run_batcher(engine, settings, windows, 3))
+
+    by_index = {o.window.index: o for o in done}
+    assert by_index[1].result is None and "scripted rejection" in (by_index[1].error or "")
+    assert by_index[1].attempts == 1
+    assert by_index[0].result is not None and by_index[2].result is not None
+    assert sorted(rid for _, rid in engine.calls) == ["s#0", "s#2"]
 
 
 def test_a_batch_closes_at_max_wait_ms():
