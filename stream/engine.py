@@ -117,13 +117,31 @@ class EngineSettings(BaseModel):
         default=30.0, gt=0, le=300, description="Longest window accepted, in seconds."
     )
     gpu_memory_utilization: float = Field(
-        default=0.9, gt=0, le=1, description="Fraction of GPU memory vLLM may use (ignored on CPU)."
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Fraction of GPU memory one engine replica may use (ignored on CPU).",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Engines in this process sharing the same GPU(s), each with its own "
+        "engine-core process; for when one engine core's CPU work leaves the GPU idle. Set "
+        "gpu_memory_utilization to at most 1/replicas.",
     )
     tensor_parallel_size: int = Field(
         default=1, ge=1, description="GPUs one model is split across."
     )
     enforce_eager: bool = Field(
         default=False, description="Skip CUDA graphs / torch.compile (True on CPU: faster start)."
+    )
+    max_cudagraph_capture_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest engine step (in tokens) captured as a CUDA graph; larger steps, "
+        "such as decode plus a batch's prefill, run without graphs. None = vLLM's default "
+        "(min(2 x max_num_seqs, 512)).",
     )
     cpu_kv_cache_bytes: int | None = Field(
         default=None,
@@ -182,6 +200,16 @@ class EngineSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _replicas_fit_memory(self) -> EngineSettings:
+        on_gpu = self.cpu_kv_cache_bytes is None
+        if on_gpu and self.replicas * self.gpu_memory_utilization > 1.0:
+            raise ValueError(
+                f"replicas={self.replicas} x gpu_memory_utilization="
+                f"{self.gpu_memory_utilization:g} exceeds the GPU; lower gpu_memory_utilization"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _fits_model_len(self) -> EngineSettings:
         needed = prompt_tokens(self.max_audio_s) + self.max_tokens
         if needed > self.max_model_len:
@@ -217,6 +245,10 @@ class EngineSettings(BaseModel):
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "kv_cache_memory_bytes": self.cpu_kv_cache_bytes,
         }
+        if self.max_cudagraph_capture_size is not None:
+            args["compilation_config"] = {
+                "max_cudagraph_capture_size": self.max_cudagraph_capture_size
+            }
         args.update({key: value for key, value in optional.items() if value is not None})
         return args
 
@@ -250,6 +282,8 @@ class PreparedWindow:
     """vLLM's rendered input (prompt token ids + multimodal features)."""
     began: float
     """``time.monotonic()`` when preparation began (start of ``engine_latency_ms``)."""
+    replica: int = 0
+    """Which engine of an :class:`stream.pool.EnginePool` prepared it (and will run it)."""
 
 
 class AudioInputError(BadInputError):

@@ -3,9 +3,10 @@
 Threads and processes, and who owns them::
 
     poll thread (Analyzer.run)        engine thread "engine-loop" (EngineWorker)
-      submit(window) ──call_soon_threadsafe──► MicroBatcher ──► CaptionEngine (vLLM AsyncLLM)
-      take_outcomes() ◄──── SimpleQueue ◄───── on_done(outcome)        └─► engine-core process
-                                                                          (owned by CaptionEngine)
+      submit(window) ──call_soon_threadsafe──► MicroBatcher ──► EnginePool
+      take_outcomes() ◄──── SimpleQueue ◄───── on_done(outcome)   └─► CaptionEngine x replicas
+                                                                       (vLLM AsyncLLM each)
+                                                                       └─► engine-core process
 
 ``EngineWorker.start`` blocks until the engine is warm (or raises), ``stop`` finishes or
 abandons what is in flight and shuts the engine down, so no engine process outlives it. Only
@@ -25,7 +26,8 @@ from collections.abc import Callable
 from earwitness.errors import EngineDeadError
 from stream.batcher import MicroBatcher, Outcome
 from stream.config import BatchSettings
-from stream.engine import CaptionEngine, EngineSettings
+from stream.engine import EngineSettings
+from stream.pool import EnginePool
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class EngineWorker:
         self.engine_settings = engine_settings
         self.batch_settings = batch_settings
         self.request_id = request_id
-        self.engine: CaptionEngine | None = None
+        self.engine: EnginePool | None = None
         self.batcher: MicroBatcher | None = None
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -117,7 +119,7 @@ class EngineWorker:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.engine = CaptionEngine(self.engine_settings)
+        self.engine = EnginePool(self.engine_settings)
         await self.engine.start()
         try:
             self.batcher = MicroBatcher(

@@ -100,6 +100,28 @@ PHASES: dict[str, dict[str, Any]] = {
         "batch": {"max_batch": 32, "max_wait_ms": 500.0},
         "throughput": [(256, 512), (512, 512)],
     },
+    # Next session's levers on the engine core's CPU (not run yet): two engine replicas on the
+    # GPU, and CUDA graphs for steps that carry prefill.
+    "worker_fp8_x2": {
+        "mode": "worker",
+        "quantization": "fp8",
+        "replicas": 2,
+        "gpu_memory_utilization": 0.45,
+        "max_num_seqs": 256,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [(512, 1024)],
+        "levels": [192, 256, 320, 384, 448],
+    },
+    "worker_fp8_mns512_cg1024": {
+        "mode": "worker",
+        "quantization": "fp8",
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 1024,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [(512, 1024)],
+        "levels": [192, 224, 256, 320],
+    },
     "offline_fp8_mns512": {
         "mode": "offline",
         "quantization": "fp8",
@@ -133,6 +155,18 @@ PHASES: dict[str, dict[str, Any]] = {
         "trickle": [(8, 8)],
         "inflight_levers": [(8, 8, 2)],
         "levels": [2, 4],
+        "level_s": 12.0,
+        "skip_s": 4.0,
+        "cpu": True,
+    },
+    "cpu_smoke_x2": {
+        "mode": "worker",
+        "quantization": None,
+        "replicas": 2,
+        "max_num_seqs": 4,
+        "batch": {"max_batch": 4, "max_wait_ms": 100.0},
+        "throughput": [(8, 8)],
+        "levels": [2],
         "level_s": 12.0,
         "skip_s": 4.0,
         "cpu": True,
@@ -222,6 +256,8 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
         "vllm_env": {"VLLM_USE_FLASHINFER_SAMPLER": "0"},
         "log_stats": not cpu,  # vLLM's running/waiting/throughput line every 10 s
         "renderer_num_workers": phase.get("renderer_num_workers", 1),
+        "replicas": phase.get("replicas", 1),
+        "max_cudagraph_capture_size": phase.get("max_cudagraph_capture_size"),
     }
     if cpu:
         kwargs.update(
@@ -231,7 +267,9 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
         )
     else:
         kwargs.update(
-            gpu_memory_utilization=float(os.environ.get("EW_GPU_MEM_UTIL", "0.9")),
+            gpu_memory_utilization=phase.get(
+                "gpu_memory_utilization", float(os.environ.get("EW_GPU_MEM_UTIL", "0.9"))
+            ),
             limit_mm_per_prompt={"audio": 1},  # vLLM 0.26 on GPU: image/video 0 crashes
         )
     return EngineSettings(**kwargs)
@@ -350,9 +388,14 @@ def set_batching(worker: Any, batch: Any) -> None:
 
 
 def set_length(worker: Any, settings: Any, tokens: int) -> None:
-    """Bench-only: the CaptionEngine's sampling params with another fixed output length."""
+    """Bench-only: every CaptionEngine's sampling params with another fixed output length."""
     sp = sampling(settings, tokens)
-    _on_loop(worker, lambda: setattr(worker.engine, "_sampling", sp))
+
+    def swap() -> None:
+        for replica in worker.engine.replicas:
+            replica._sampling = sp
+
+    _on_loop(worker, swap)
 
 
 def backlog(worker: Any, clips: Clips, n: int, tag: str, timeout_s: float) -> dict[str, Any]:
@@ -619,6 +662,7 @@ def run_worker(
                 deadline,
                 save_level,
             )
+        result["captioned_per_replica"] = list(worker.engine.captioned)
         result["batch_sizes_hist"] = (
             np.bincount(worker.batcher.batch_sizes).nonzero()[0].tolist()[-5:]
         )

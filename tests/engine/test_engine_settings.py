@@ -136,3 +136,17 @@ def test_bad_audio_is_rejected_before_vllm(samples: object, reason: str) -> None
         asyncio.run(engine.caption(samples, "stream-a/7"))  # type: ignore[arg-type]
     assert caught.value.reason == reason
     assert caught.value.record == "stream-a/7"
+
+
+def test_replicas_must_share_the_gpu_memory() -> None:
+    with pytest.raises(ValidationError, match=r"replicas=2 x gpu_memory_utilization=0\.9"):
+        EngineSettings(replicas=2)
+    assert EngineSettings(replicas=2, gpu_memory_utilization=0.45).replicas == 2
+    # on CPU (cpu_kv_cache_bytes set) gpu_memory_utilization is ignored
+    assert EngineSettings(replicas=2, cpu_kv_cache_bytes=1 << 28).replicas == 2
+
+
+def test_cuda_graph_capture_size_reaches_vllm_only_when_set() -> None:
+    assert "compilation_config" not in EngineSettings().engine_args()
+    args = EngineSettings(max_cudagraph_capture_size=1024).engine_args()
+    assert args["compilation_config"] == {"max_cudagraph_capture_size": 1024}

@@ -10,33 +10,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
 import pytest
 
 from earwitness.errors import EngineDeadError, TransientError
 from stream.batcher import MicroBatcher, Outcome
 from stream.config import BatchSettings
 from stream.engine import AudioInputError, CaptionResult, PreparedWindow
-from windowing.window import Cursor, Window
-
-
-def make_window(stream: str, index: int) -> Window:
-    cursor = Cursor(stream, 0, index, False, 0, 0, 0, 16_000, 1, "s16le", None)
-    return Window(
-        stream,
-        0,
-        index,
-        index * 10**9,
-        (index + 1) * 10**9,
-        np.zeros(16_000, np.float32),
-        0.0,
-        -20.0,
-        -10.0,
-        False,
-        False,
-        (),
-        cursor,
-    )
+from tests.support.windows import make_window
+from windowing.window import Window
 
 
 class ScriptedEngine:
