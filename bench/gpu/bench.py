@@ -715,45 +715,34 @@ def run_diag(phase: dict[str, Any], model: str, result: dict[str, Any], save: An
             except Exception as exc:
                 result["preprocess_ms"] = f"unavailable: {exc!r}"
             save()
+
+            async def timed(key: str, label: str, tokens: int, n: int, call: Any) -> None:
+                """``n`` concurrent ``call(i, samples)`` on distinct windows; one result row."""
+                batch = [clips.next() for _ in range(n)]
+                t0 = time.monotonic()
+                await asyncio.gather(*(call(i, b) for i, b in enumerate(batch)))
+                wall = time.monotonic() - t0
+                row = {"output_tokens": tokens, "windows": n, "wall_s": wall}
+                row["windows_per_s"] = n / wall
+                result.setdefault(key, []).append(row)
+                log(f"{label} {tokens} tok: {n / wall:.2f} windows/s")
+                save()
+
             for tokens, n in phase["throughput"]:
                 sp = sampling(settings, tokens)
 
                 async def raw(
                     i: int, samples: np.ndarray, sp: Any = sp, tokens: int = tokens
-                ) -> float:
+                ) -> None:
                     async for _ in llm.generate(prompt(samples), sp, f"raw{tokens}-{i}"):
                         pass
-                    return time.monotonic()
 
-                batch = [clips.next() for _ in range(n)]
-                t0 = time.monotonic()
-                ends = await asyncio.gather(*(raw(i, b) for i, b in enumerate(batch)))
-                wall = max(ends) - t0
-                row = {
-                    "output_tokens": tokens,
-                    "windows": n,
-                    "wall_s": wall,
-                    "windows_per_s": n / wall,
-                }
-                result.setdefault("raw_asyncllm", []).append(row)
-                log(f"raw AsyncLLM {tokens} tok: {n / wall:.2f} windows/s")
-                save()
+                async def ours(i: int, samples: np.ndarray, tokens: int = tokens) -> None:
+                    await engine.caption(samples, f"ce{tokens}-{i}")
+
+                await timed("raw_asyncllm", "raw AsyncLLM", tokens, n, raw)
                 engine._sampling = sp
-                batch = [clips.next() for _ in range(n)]
-                t0 = time.monotonic()
-                await asyncio.gather(
-                    *(engine.caption(b, f"ce{tokens}-{i}") for i, b in enumerate(batch))
-                )
-                wall = time.monotonic() - t0
-                row = {
-                    "output_tokens": tokens,
-                    "windows": n,
-                    "wall_s": wall,
-                    "windows_per_s": n / wall,
-                }
-                result.setdefault("caption_engine", []).append(row)
-                log(f"CaptionEngine {tokens} tok: {n / wall:.2f} windows/s")
-                save()
+                await timed("caption_engine", "CaptionEngine", tokens, n, ours)
         finally:
             await engine.stop()
 
