@@ -24,7 +24,6 @@ import logging
 
 import numpy as np
 
-from earwitness.errors import EngineDeadError
 from stream.engine import CaptionEngine, CaptionResult, EngineSettings, PreparedWindow
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ class EnginePool:
         self._assigned = [0] * settings.replicas
         self.captioned = [0] * settings.replicas
         """Windows each replica has captioned."""
-        self.start_s: float | None = None
 
     @property
     def is_alive(self) -> bool:
@@ -63,7 +61,6 @@ class EnginePool:
         except BaseException:
             await self.stop()
             raise
-        self.start_s = sum(replica.start_s or 0.0 for replica in self.replicas)
 
     async def stop(self) -> None:
         await asyncio.gather(*(replica.stop() for replica in self.replicas))
@@ -80,7 +77,7 @@ class EnginePool:
 
     async def generate(self, prepared: PreparedWindow) -> CaptionResult:
         try:
-            result = await self._replica(prepared.replica).generate(prepared)
+            result = await self.replicas[prepared.replica].generate(prepared)
         finally:
             self._assigned[prepared.replica] -= 1
         self.captioned[prepared.replica] += 1
@@ -88,8 +85,3 @@ class EnginePool:
 
     async def caption(self, samples: np.ndarray, request_id: str) -> CaptionResult:
         return await self.generate(await self.prepare(samples, request_id))
-
-    def _replica(self, index: int) -> CaptionEngine:
-        if not 0 <= index < len(self.replicas):
-            raise EngineDeadError(f"no engine replica {index} in a pool of {len(self.replicas)}")
-        return self.replicas[index]
