@@ -127,8 +127,8 @@ class EngineSettings(BaseModel):
         ge=1,
         le=8,
         description="Engines in this process sharing the same GPU(s), each with its own "
-        "engine-core process; for when one engine core's CPU work leaves the GPU idle. Set "
-        "gpu_memory_utilization to at most 1/replicas.",
+        "engine-core process. Set gpu_memory_utilization to at most 1/replicas. 2 measured "
+        "slower than 1 on one H200 without MPS (docs/benchmarks.md): keep 1 unless measured.",
     )
     tensor_parallel_size: int = Field(
         default=1, ge=1, description="GPUs one model is split across."

@@ -14,6 +14,10 @@ A window goes to the replica with the fewest windows assigned (prepared or in fl
 is prepared, and is generated on that same replica. Replicas start one after another (each
 sizes its KV cache from the memory left free when it starts) and stop together. One dead
 replica makes the pool dead: the worker then stops and the analyzer restarts as for one engine.
+
+Measured on one H200 without MPS, 2 replicas were slower than 1 (20.2 against 23.1 windows/s,
+FP8; ``docs/benchmarks.md``), likely because the GPU time-slices between the replicas' CUDA
+contexts. The default stays 1.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ PHASES: dict[str, dict[str, Any]] = {
         "batch": {"max_batch": 32, "max_wait_ms": 500.0},
         "throughput": [(256, 512), (512, 512)],
     },
-    # Next session's levers on the engine core's CPU (not run yet): two engine replicas on the
-    # GPU, and CUDA graphs for steps that carry prefill.
+    # Session 3's levers on the engine core's CPU: two engine replicas on the GPU (lost), and
+    # CUDA graphs up to 1024 tokens (won; now in examples/analyzer-gpu.yaml).
     "worker_fp8_x2": {
         "mode": "worker",
         "quantization": "fp8",
@@ -110,7 +110,7 @@ PHASES: dict[str, dict[str, Any]] = {
         "max_num_seqs": 256,
         "batch": {"max_batch": 64, "max_wait_ms": 500.0},
         "throughput": [(512, 1024)],
-        "levels": [192, 256, 320, 384, 448],
+        "levels": [224, 256, 288, 320, 384, 448],
     },
     "worker_fp8_mns512_cg1024": {
         "mode": "worker",
@@ -127,6 +127,46 @@ PHASES: dict[str, dict[str, Any]] = {
         "quantization": "fp8",
         "max_num_seqs": 512,
         "max_num_batched_tokens": 32768,
+        "throughput": [(512, 1024)],
+        "naive": [],
+    },
+    # Session 3: CUDA graphs up to 1024 tokens won (FP8); the same-settings ceiling and BF16.
+    "offline_fp8_mns512_cg1024": {
+        "mode": "offline",
+        "quantization": "fp8",
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 1024,
+        "throughput": [(512, 1024)],
+        "naive": [],
+    },
+    # The FP8 curve between its last passing (224) and first failing (256) level.
+    "worker_fp8_mns512_cg1024_fine": {
+        "mode": "worker",
+        "quantization": "fp8",
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 1024,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [],
+        "levels": [240, 248],
+    },
+    "worker_bf16_mns512_cg1024": {
+        "mode": "worker",
+        "quantization": None,
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 1024,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [(512, 1024)],
+        "levels": [128, 160, 192, 224, 256],
+    },
+    "offline_bf16_mns512_cg1024": {
+        "mode": "offline",
+        "quantization": None,
+        "max_num_seqs": 512,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 1024,
         "throughput": [(512, 1024)],
         "naive": [],
     },

@@ -2,7 +2,7 @@
 
 Runs HERE (no GPU)::
 
-    .venv/bin/python bench/gpu/report.py [--results bench/gpu/results/session2] \
+    .venv/bin/python bench/gpu/report.py [--results bench/gpu/results/session3 ...] \
         [--plot docs/benchmarks-gpu-latency.png]
 
 Prints only what the JSON holds; a phase that did not run is left out, never estimated.
@@ -15,15 +15,36 @@ import json
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results" / "session2"
+RESULTS = Path(__file__).resolve().parent / "results" / "session3"
 
 CONFIGS = [
     ("BF16, mns 256", "offline_bf16", "worker_bf16"),
     ("BF16, mns 256, 4 renderer threads", None, "worker_bf16_rw4"),
     ("FP8, mns 256", "offline_fp8", "worker_fp8"),
     ("FP8, mns 512, mnbt 32768", "offline_fp8_mns512", "worker_fp8_mns512"),
+    ("FP8, mns 256, 2 replicas", None, "worker_fp8_x2"),
+    (
+        "FP8, mns 512, mnbt 32768, graphs ≤ 1024",
+        "offline_fp8_mns512_cg1024",
+        "worker_fp8_mns512_cg1024",
+    ),
+    ("FP8, mns 512, mnbt 32768, graphs ≤ 1024 (2nd start)", None, "worker_fp8_mns512_cg1024_fine"),
+    (
+        "BF16, mns 512, mnbt 32768, graphs ≤ 1024",
+        "offline_bf16_mns512_cg1024",
+        "worker_bf16_mns512_cg1024",
+    ),
 ]
-COLORS = ("tab:blue", "tab:purple", "tab:orange", "tab:green")
+COLORS = (
+    "tab:blue",
+    "tab:purple",
+    "tab:orange",
+    "tab:green",
+    "tab:gray",
+    "tab:red",
+    "tab:brown",
+    "tab:cyan",
+)
 
 
 def load(results: Path, name: str | None) -> dict[str, Any]:
@@ -91,41 +112,41 @@ def curve_rows(label: str, wk: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot(results: Path, out: Path) -> None:
+def plot(folders: list[Path], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for (label, _, wk_name), color in zip(CONFIGS, COLORS, strict=True):
-        rows = (load(results, wk_name).get("curve") or {}).get("levels", [])
-        if not rows:
-            continue
-        xs = [r["streams"] for r in rows]
-        ax.plot(xs, [r["p95_s"] for r in rows], "o-", color=color, label=f"{label} p95")
-        ax.plot(xs, [r["p50_s"] for r in rows], "s--", color=color, alpha=0.6, label=f"{label} p50")
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for results in folders:
+        suffix = f" ({results.name})" if len(folders) > 1 else ""
+        for (label, _, wk_name), color in zip(CONFIGS, COLORS, strict=True):
+            rows = (load(results, wk_name).get("curve") or {}).get("levels", [])
+            if not rows:
+                continue
+            xs = [r["streams"] for r in rows]
+            name = f"{label}{suffix}"
+            ax.plot(xs, [r["p95_s"] for r in rows], "o-", color=color, label=f"{name} p95")
+            ax.plot(
+                xs, [r["p50_s"] for r in rows], "s--", color=color, alpha=0.5, label=f"{name} p50"
+            )
     ax.axhline(15.0, color="red", lw=1, ls=":", label="SLO p95 = 15 s")
     ax.set_xlabel("live streams (a 30 s window every 10 s each)")
     ax.set_ylabel("window close → caption, s")
-    ax.set_title(f"earwitness on one H200, 512-token captions ({results.name}, measured points)")
+    ax.set_title("earwitness on one H200, 512-token captions (measured points)")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     print(f"plot: {out}")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--results", type=Path, default=RESULTS)
-    ap.add_argument("--plot", type=Path)
-    args = ap.parse_args()
-    res = args.results
-
+def report(res: Path) -> None:
+    """Print one session's tables."""
     print(f"### Throughput, one H200 ({res.name}; 30 s windows, fixed output length)\n")
     print("| config | output tokens | mode | windows | wall s | windows/s | output tok/s |")
     print("|---|---|---|---|---|---|---|")
@@ -134,9 +155,7 @@ def main() -> int:
             print(line)
     print("\n### Ratios\n")
     print("\n".join(ratio_lines(res)) or "- none measured")
-    prepared = [
-        (label, load(res, wk).get("prepare_only")) for label, _, wk in CONFIGS if wk is not None
-    ]
+    prepared = [(label, load(res, wk).get("prepare_only")) for label, _, wk in CONFIGS]
     if any(p for _, p in prepared):
         print("\n### Preprocessing alone (`CaptionEngine.prepare`, 128 concurrent, engine idle)\n")
         print("| config | windows/s | ms per window |")
@@ -153,8 +172,17 @@ def main() -> int:
         for line in curve_rows(label, load(res, wk_name)):
             print(line)
     print()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", type=Path, nargs="+", default=[RESULTS])
+    ap.add_argument("--plot", type=Path, help="one plot of every given session's curves")
+    args = ap.parse_args()
+    for res in args.results:
+        report(res)
     if args.plot:
-        plot(res, args.plot)
+        plot(args.results, args.plot)
     return 0
 
 
