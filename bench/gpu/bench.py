@@ -46,6 +46,13 @@ HOP_S = 10.0
 SLO_S = 15.0
 GOLDEN = 0.6180339887498949
 
+# Session 3's winning engine settings, shared by its phases.
+MNS512_CG1024: dict[str, Any] = {
+    "max_num_seqs": 512,
+    "max_num_batched_tokens": 32768,
+    "max_cudagraph_capture_size": 1024,
+}
+
 # name -> settings. "levels": capacity-curve stream counts (ascending; stops after the first
 # level whose p95 > SLO). "throughput": (output tokens, windows) backlog measurements.
 PHASES: dict[str, dict[str, Any]] = {
@@ -115,9 +122,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "worker_fp8_mns512_cg1024": {
         "mode": "worker",
         "quantization": "fp8",
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": 32768,
-        "max_cudagraph_capture_size": 1024,
+        **MNS512_CG1024,
         "batch": {"max_batch": 64, "max_wait_ms": 500.0},
         "throughput": [(512, 1024)],
         "levels": [192, 224, 256, 320],
@@ -134,9 +139,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "offline_fp8_mns512_cg1024": {
         "mode": "offline",
         "quantization": "fp8",
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": 32768,
-        "max_cudagraph_capture_size": 1024,
+        **MNS512_CG1024,
         "throughput": [(512, 1024)],
         "naive": [],
     },
@@ -144,9 +147,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "worker_fp8_mns512_cg1024_fine": {
         "mode": "worker",
         "quantization": "fp8",
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": 32768,
-        "max_cudagraph_capture_size": 1024,
+        **MNS512_CG1024,
         "batch": {"max_batch": 64, "max_wait_ms": 500.0},
         "throughput": [],
         "levels": [240, 248],
@@ -154,9 +155,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "worker_bf16_mns512_cg1024": {
         "mode": "worker",
         "quantization": None,
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": 32768,
-        "max_cudagraph_capture_size": 1024,
+        **MNS512_CG1024,
         "batch": {"max_batch": 64, "max_wait_ms": 500.0},
         "throughput": [(512, 1024)],
         "levels": [128, 160, 192, 224, 256],
@@ -164,9 +163,7 @@ PHASES: dict[str, dict[str, Any]] = {
     "offline_bf16_mns512_cg1024": {
         "mode": "offline",
         "quantization": None,
-        "max_num_seqs": 512,
-        "max_num_batched_tokens": 32768,
-        "max_cudagraph_capture_size": 1024,
+        **MNS512_CG1024,
         "throughput": [(512, 1024)],
         "naive": [],
     },
