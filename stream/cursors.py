@@ -1,13 +1,10 @@
-"""Which streams live on which input partition, and where each stands.
+"""Which streams live on which input partition, and each one's last *published* window.
 
-Two cursors per stream::
-
-    emitted    the last window out of the windower    → restores the stream when it reopens
-    published  the last window whose event is out     → written to the changelog at checkpoint
-
-After a restart both start from the changelog (the published cursor), which is exactly where the
-replay must pick up. Owned by the poll loop; not thread-safe. Memory: one small cursor per
-stream ever seen on an assigned partition (dropped when the partition goes).
+The published cursor is what the changelog records at each checkpoint (in the changelog
+partition equal to the stream's input partition); after a restart the replay picks up right
+after it. Where a stream stands in the windower (its last *emitted* window) is the windower's
+own business (``Windower.cursor``). Owned by the poll loop; not thread-safe. Memory: one small
+cursor per stream seen on an assigned partition (dropped when the partition goes).
 """
 
 from __future__ import annotations
@@ -20,9 +17,8 @@ from windowing.window import Cursor
 class StreamCursors:
     def __init__(self) -> None:
         self.partition_of: dict[str, int] = {}
-        self.emitted: dict[str, Cursor] = {}
         self.published: dict[str, Cursor] = {}
-        self.dirty: set[str] = set()
+        self._dirty: set[str] = set()
 
     def seen(self, stream_id: str, partition: int) -> None:
         self.partition_of[stream_id] = partition
@@ -31,14 +27,11 @@ class StreamCursors:
         """Cursors read from changelog partition ``partition`` (= the input partition)."""
         for stream_id, cursor in cursors.items():
             self.partition_of[stream_id] = partition
-            self.emitted[stream_id] = self.published[stream_id] = cursor
-
-    def on_emitted(self, cursor: Cursor) -> None:
-        self.emitted[cursor.stream_id] = cursor
+            self.published[stream_id] = cursor
 
     def on_published(self, cursor: Cursor) -> None:
         self.published[cursor.stream_id] = cursor
-        self.dirty.add(cursor.stream_id)
+        self._dirty.add(cursor.stream_id)
 
     def streams_in(self, partitions: Iterable[int]) -> list[str]:
         wanted = set(partitions)
@@ -47,13 +40,16 @@ class StreamCursors:
     def forget(self, stream_ids: Iterable[str]) -> None:
         for stream_id in stream_ids:
             self.partition_of.pop(stream_id, None)
-            self.emitted.pop(stream_id, None)
             self.published.pop(stream_id, None)
-            self.dirty.discard(stream_id)
+            self._dirty.discard(stream_id)
 
-    def take_dirty(self) -> list[Cursor]:
-        """Published cursors changed since the last checkpoint (cleared by ``checkpointed``)."""
-        return [self.published[s] for s in sorted(self.dirty) if s in self.published]
+    def changed(self) -> list[tuple[Cursor, int]]:
+        """(cursor, partition) of each stream published since the last checkpoint."""
+        return [
+            (self.published[s], self.partition_of[s])
+            for s in sorted(self._dirty)
+            if s in self.published
+        ]
 
     def checkpointed(self) -> None:
-        self.dirty.clear()
+        self._dirty.clear()

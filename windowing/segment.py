@@ -50,6 +50,7 @@ class Segment:
         "_gaps",
         "_held",
         "_hop",
+        "_max_gap_ns",
         "_min",
         "_next_end",
         "_raw",
@@ -77,15 +78,20 @@ class Segment:
         settings: WindowSettings,
         stats: WindowStats,
         held: Callable[[], Iterable[object]],
+        first_seq: int,
+        first_ts_ns: int,
         next_index: int = 0,
         in_sample: int = 0,
     ) -> None:
+        """``first_seq``/``first_ts_ns``: the ew-seq and ew-ts the next frame must carry to
+        continue the segment (its first frame's, or a restored cursor's anchor)."""
         self.stream_id, self.id = stream_id, segment_id
         self.rate_hz, self._channels, self._fmt = fmt
         self._width = self._channels * SAMPLE_WIDTH[self._fmt]
         self._window, self._hop = settings.window_samples, settings.hop_samples
         self._min, self._silence_dbfs = settings.min_window_samples, settings.silence_dbfs
         self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
+        self._max_gap_ns = round(settings.max_gap_s * 1e9)
         self._stats, self._held = stats, held
         self._converter = Converter(
             self.rate_hz, self._channels, self._fmt, settings.resample_quality
@@ -98,8 +104,8 @@ class Segment:
         self._next_end = next_index * self._hop + self._window
         self._gaps: deque[tuple[int, int]] = deque()
         self._spans: deque[Span] = deque()
-        self.last_seq = -1
-        self.expected_ts_ns = segment_id
+        self.last_seq = first_seq - 1
+        self.expected_ts_ns = first_ts_ns
 
     @property
     def format(self) -> tuple[int, int, str]:
@@ -114,19 +120,31 @@ class Segment:
         return (span[4] for span in self._spans)
 
     def extend(self, frame: Frame, out: list[Window]) -> bool:
-        """The hot path: append ``frame`` if it simply continues the segment, else say False.
+        """Append ``frame`` if it continues the segment (the hot path), else say False.
 
-        It continues when it is the next ew-seq, has the same format, and its ew-ts is where
-        the sample count expects it, within ``max_ts_drift_ms``.
+        The continuity rule, the one place it is decided (``delta`` = the frame's ew-ts minus
+        where the sample count expects it; ``drift`` = ``max_ts_drift_ms``)::
+
+            format changed, or ew-seq not after the last one        → False: a new segment
+            next ew-seq and |delta| ≤ drift                         → appended (drift absorbed)
+            -drift ≤ delta ≤ max_gap_s (ew-seq skipped or late ts)  → hole filled with
+                                                                      max(0, delta) of silence
+            otherwise (a jump back, or a hole over max_gap_s)       → False: a new segment
         """
         if (
-            frame.seq != self.last_seq + 1
+            frame.seq <= self.last_seq
             or frame.rate_hz != self.rate_hz
             or frame.channels != self._channels
             or frame.fmt != self._fmt
-            or abs(frame.ts_ns - self.expected_ts_ns) > self._drift_ns
         ):
             return False
+        delta = frame.ts_ns - self.expected_ts_ns
+        if frame.seq != self.last_seq + 1 or abs(delta) > self._drift_ns:
+            if not -self._drift_ns <= delta <= self._max_gap_ns:
+                return False
+            self._stats.frames_missing += frame.seq - self.last_seq - 1
+            self.add(frame, max(0, delta) * self.rate_hz // 1_000_000_000, out)
+            return True
         start = self.in_samples
         out_start = start * OUT_RATE_HZ // self.rate_hz
         self._spans.append((out_start, start, frame.seq, frame.ts_ns, frame.position))

@@ -60,6 +60,11 @@ class Window:
     cursor: Cursor
 
     @property
+    def key(self) -> tuple[str, int, int]:
+        """``(stream_id, segment_id, index)``: which window this is, across replays."""
+        return (self.stream_id, self.segment_id, self.index)
+
+    @property
     def duration_s(self) -> float:
         return len(self.samples) / OUT_RATE_HZ
 

@@ -9,8 +9,8 @@ import numpy as np
 import psutil
 import pytest
 
-from stream.config import BatchSettings
-from stream.worker import EngineWorker
+from stream.engine.settings import BatchSettings
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import engine_settings
 from tests.support.windows import make_window
 

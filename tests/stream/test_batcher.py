@@ -13,9 +13,9 @@ import time
 import pytest
 
 from earwitness.errors import EngineDeadError, TransientError
-from stream.batcher import MicroBatcher, Outcome
-from stream.config import BatchSettings
-from stream.engine import AudioInputError, CaptionResult, PreparedWindow
+from stream.engine.batcher import MicroBatcher, Outcome
+from stream.engine.engine import AudioInputError, CaptionResult, PreparedWindow
+from stream.engine.settings import BatchSettings
 from tests.support.windows import make_window
 from windowing.window import Window
 
@@ -104,7 +104,7 @@ def test_batches_fill_to_max_batch():
 
     batcher, done = asyncio.run(run_batcher(ScriptedEngine(), settings, windows, 10))
 
-    assert batcher.batch_sizes == [4, 4, 2]
+    assert list(batcher.batch_sizes) == [4, 4, 2]
     assert sorted(o.window.index for o in done) == list(range(10))
     assert all(o.result is not None and o.error is None for o in done)
 
@@ -117,7 +117,7 @@ def test_a_batch_reaches_the_engine_together_once_all_of_it_is_prepared():
 
     batcher, done = asyncio.run(run_batcher(engine, settings, windows, 8))
 
-    assert batcher.batch_sizes == [4, 4]
+    assert list(batcher.batch_sizes) == [4, 4]
     prepared = dict((rid, t) for t, rid in engine.prepared)
     for batch in (["s#0", "s#1", "s#2", "s#3"], ["s#4", "s#5", "s#6", "s#7"]):
         first_generation = min(t for t, rid in engine.calls if rid in batch)
@@ -147,7 +147,7 @@ def test_a_batch_closes_at_max_wait_ms():
     async def scenario() -> tuple[float, list[int]]:
         started = time.monotonic()
         batcher, _ = await run_batcher(engine, settings, [make_window("s", 0)], 1)
-        return engine.calls[0][0] - started, batcher.batch_sizes
+        return engine.calls[0][0] - started, list(batcher.batch_sizes)
 
     waited_s, sizes = asyncio.run(scenario())
     assert sizes == [1]

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import AnalyzerSettings, BatchSettings, HttpSettings, KafkaSettings, ShedPolicy
-from stream.events import EventKind
-from stream.worker import EngineWorker
+from earwitness.events import EventKind
+from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
+from stream.engine.settings import BatchSettings, ShedPolicy
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import (
     BATCH,
     AnalyzerProcess,
@@ -53,13 +54,13 @@ ENGINE_START_S = 240
 
 
 def analyzer_settings(
-    bootstrap: str, input_topic: str, model_dir: Path, **kafka: object
+    bootstrap: str, frames_topic: str, model_dir: Path, **kafka: object
 ) -> AnalyzerSettings:
     return AnalyzerSettings(
         kafka=KafkaSettings(
             bootstrap_servers=bootstrap,
-            input_topic=input_topic,
-            output_topic=f"{input_topic}.captions",
+            frames_topic=frames_topic,
+            captions_topic=f"{frames_topic}.captions",
             group_id=unique_name("eo"),
             commit_interval_ms=200,
             **kafka,  # type: ignore[arg-type]
@@ -111,7 +112,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
     bad = bad_frames(streams[0].encode())
     picked = [bad[2], bad[4], bad[8], bad[11], bad[13]]  # keyed like streams[0]
     extra = {k: [record[1:]] for k, record in zip((1, 4, 8, 12, 16), picked, strict=True)}
-    feeder = Feeder(kafka_bootstrap, kafka.input_topic, streams, seconds=31, extra=extra)
+    feeder = Feeder(kafka_bootstrap, kafka.frames_topic, streams, seconds=31, extra=extra)
     expected = feeder.expected(4, 2, 1)
     feeder.publish(3)
 
@@ -125,7 +126,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
             assert f"failpoint {point}: SIGKILL" in proc.log(), proc.tail()
         feeder.publish(1)  # arrives while no analyzer runs
 
-    watch = CaptionWatch(kafka_bootstrap, kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, kafka.captions_topic)
     try:
         with running(settings, worker):
             feeder.publish_while(lambda: True, interval_s=0.2, at_most=feeder.chunks)
@@ -133,7 +134,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.captions_topic)), expected)
     dead = read_to_end(kafka_bootstrap, kafka.dlq_topic)
     sources = [
         (h["ew-src-partition"], h["ew-src-offset"]) for h in (dict(m.headers()) for m in dead)
@@ -158,9 +159,9 @@ def test_a_member_joins_and_leaves_mid_stream_exactly_once_without_livelock(
     streams = keys_on_partitions("mic", partitions=2, per_partition=2)
     settings = analyzer_settings(kafka_bootstrap, new_topic(partitions=2), tiny_model_dir)
     kafka = settings.kafka
-    feeder = Feeder(kafka_bootstrap, kafka.input_topic, streams, seconds=30)
+    feeder = Feeder(kafka_bootstrap, kafka.frames_topic, streams, seconds=30)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(kafka_bootstrap, kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, kafka.captions_topic)
     try:
         with running(settings, worker), AnalyzerProcess(settings, tmp_path, "member-b") as b:
             feeder.publish(4)
@@ -179,7 +180,7 @@ def test_a_member_joins_and_leaves_mid_stream_exactly_once_without_livelock(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.captions_topic)), expected)
 
 
 def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
@@ -201,14 +202,14 @@ def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
     assert {reason for reason, *_ in bad} == REASONS, "the table misses a FrameError reason"
     feeder = Feeder(
         kafka_bootstrap,
-        settings.kafka.input_topic,
+        settings.kafka.frames_topic,
         ["cam"],
         seconds=6,
         extra={0: [r[1:] for r in bad[:8]], 2: [r[1:] for r in bad[8:]]},
     )
     expected = feeder.expected(4, 2, 1)
     assert expected == {"cam": [0, 1]}
-    watch = CaptionWatch(kafka_bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
     try:
         with running(settings, worker) as analyzer:
             feeder.publish_rest()
@@ -231,7 +232,7 @@ def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
         added = dict(match[0][len(headers) :])
         assert added["ew-error"] == reason.encode()
         assert added["ew-error-detail"], f"{reason}: empty ew-error-detail"
-        assert added["ew-src-topic"] == settings.kafka.input_topic.encode()
+        assert added["ew-src-topic"] == settings.kafka.frames_topic.encode()
     for reason in REASONS:
         count = sum(1 for r, *_ in bad if r == reason)
         got = metrics.get_sample_value("earwitness_bad_frames_total", {"reason": reason})
@@ -273,9 +274,9 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
             ),
         }
     )
-    feeder = Feeder(kafka_bootstrap, settings.kafka.input_topic, streams, seconds=24)
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, streams, seconds=24)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(kafka_bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
     paused_seen = 0.0
     try:
         with AnalyzerProcess(settings, tmp_path, "slow") as proc:
@@ -330,7 +331,7 @@ def test_broker_restart_mid_stream_the_analyzer_recovers_exactly_once(
     settings = analyzer_settings(bootstrap, topic, tiny_model_dir, transaction_timeout_ms=20_000)
     feeder = Feeder(bootstrap, topic, streams, seconds=20)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(bootstrap, settings.kafka.captions_topic)
     try:
         with running(settings, worker, join_timeout_s=60):
             feeder.publish(6)
@@ -342,4 +343,4 @@ def test_broker_restart_mid_stream_the_analyzer_recovers_exactly_once(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(bootstrap, settings.kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(bootstrap, settings.kafka.captions_topic)), expected)

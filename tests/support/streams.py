@@ -28,7 +28,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from stream.events import CaptionEvent
+from earwitness.events import CaptionEvent
 from tests.support.frames import FRAME_MS, Tone, interleaved, produce
 from tests.support.kafka import unique_name
 from windowing.config import OUT_RATE_HZ

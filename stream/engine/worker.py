@@ -2,7 +2,7 @@
 
 Threads and processes, and who owns them::
 
-    poll thread (Analyzer.run)        engine thread "engine-loop" (EngineWorker)
+    poll thread (Analyzer.run)        engine thread "ew-engine-loop" (EngineWorker)
       submit(window) ──call_soon_threadsafe──► MicroBatcher ──► EnginePool
       take_outcomes() ◄──── SimpleQueue ◄───── on_done(outcome)   └─► CaptionEngine x replicas
                                                                        (vLLM AsyncLLM each)
@@ -24,17 +24,16 @@ import time
 from collections.abc import Callable
 
 from earwitness.errors import EngineDeadError
-from stream.batcher import MicroBatcher, Outcome
-from stream.config import BatchSettings
-from stream.engine import EngineSettings
-from stream.pool import EnginePool
+from stream.engine.batcher import MicroBatcher, Outcome
+from stream.engine.pool import EnginePool
+from stream.engine.settings import BatchSettings, EngineSettings
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
 
 
 class EngineWorker:
-    """Runs the engine and the batcher on thread ``engine-loop``; see the module docstring."""
+    """Runs the engine and the batcher on thread ``ew-engine-loop``; see the module docstring."""
 
     def __init__(
         self,
@@ -61,7 +60,9 @@ class EngineWorker:
 
     def start(self, timeout_s: float = 1800.0) -> None:
         """Start the thread and block until the engine is warm; raise if it cannot start."""
-        self._thread = threading.Thread(target=self._thread_main, name="engine-loop", daemon=True)
+        self._thread = threading.Thread(
+            target=self._thread_main, name="ew-engine-loop", daemon=True
+        )
         self._thread.start()
         if not self._ready.wait(timeout_s):
             raise EngineDeadError(f"the engine was not ready after {timeout_s:.0f} s")

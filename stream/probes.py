@@ -2,7 +2,7 @@
 
 ``/healthz`` is 200 while the poll loop is turning and the engine lives; ``/readyz`` is 200 once
 the engine is warm and the consumer holds partitions. The server (``/metrics`` too, thread
-``http-server``) is :class:`earwitness.health.HealthServer`.
+``ew-http``) is :class:`earwitness.health.HealthServer`.
 """
 
 from __future__ import annotations

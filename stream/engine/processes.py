@@ -1,5 +1,11 @@
-"""Engine processes that outlived their analyzer are killed when the next engine starts.
+"""The engine's child processes: found when it starts, reaped when it stops, and killed by the
+next engine start when their analyzer died without stopping them.
 
+:class:`EngineProcesses` (owner: one ``CaptionEngine``) notes every process that appears while
+vLLM builds the engine (the ``VLLM::EngineCore``, on CPU also its workers), records them in the
+file below, and at ``reap()`` waits for them to exit, killing any straggler.
+
+Orphans:
 vLLM's engine core runs in a child process (on GPU; the CPU path keeps it in-process). If the
 analyzer is SIGKILLed or OOM-killed, nothing tells that child to exit: it keeps the GPU's
 memory and the next engine on the host cannot start. So every engine start records its
@@ -15,7 +21,8 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -24,6 +31,48 @@ import psutil
 logger = logging.getLogger(__name__)
 
 RECORD = Path(tempfile.gettempdir()) / f"earwitness-engine-processes-{os.getuid()}.json"
+
+
+class EngineProcesses:
+    """The child processes of one engine; not thread-safe (used by its engine only)."""
+
+    def __init__(self) -> None:
+        self._children: list[psutil.Process] = []
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(child.pid for child in self._children)
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """Note (and record for the reaper) every process that appears inside the block."""
+        me = psutil.Process()
+        before = {child.pid for child in me.children(recursive=True)}
+        try:
+            yield
+        finally:
+            self._children = [
+                child
+                for child in me.children(recursive=True)
+                if child.pid not in before and not _is_multiprocessing_helper(child)
+            ]
+            record(self._children)
+            logger.info("engine processes: %s", _describe(self._children))
+
+    def reap(self, timeout_s: float) -> None:
+        """Wait for the processes to exit; kill (and log) any that do not. Blocks."""
+        children, self._children = self._children, []
+        if not children:
+            return
+        _, alive = psutil.wait_procs(children, timeout=timeout_s)
+        for proc in alive:
+            logger.warning("engine process %d outlived shutdown; killing it", proc.pid)
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
+        psutil.wait_procs(alive, timeout=timeout_s)
+        forget(child.pid for child in children)
 
 
 def record(children: Iterable[psutil.Process], path: Path = RECORD) -> None:
@@ -115,3 +164,22 @@ class _locked:
         finally:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
+
+
+def _is_multiprocessing_helper(proc: psutil.Process) -> bool:
+    """Python's resource tracker / forkserver: shared by the process, it exits with it."""
+    try:
+        cmdline = " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+    return "multiprocessing.resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
+
+
+def _describe(procs: list[psutil.Process]) -> list[str]:
+    described = []
+    for proc in procs:
+        try:
+            described.append(f"{proc.name()}[{proc.pid}]")
+        except psutil.Error:
+            described.append(f"?[{proc.pid}]")
+    return described

@@ -22,8 +22,8 @@ engine rejects is not retried. A dead engine ends ``run`` with ``EngineDeadError
 queued or in flight are then *not* reported: they were never acknowledged, so the analyzer does
 not commit past them and they are captioned again after the restart.
 
-Runs on one asyncio loop (the engine thread's; see ``stream/worker.py``): every method must be
-called from that loop.
+Runs on one asyncio loop (the engine thread's; see ``stream/engine/worker.py``): every method
+must be called from that loop.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,11 +42,13 @@ import numpy as np
 
 from earwitness import failpoints
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
-from stream.config import BatchSettings, ShedPolicy
-from stream.engine import CaptionResult, PreparedWindow
+from stream.engine.engine import CaptionResult, PreparedWindow
+from stream.engine.settings import BatchSettings, ShedPolicy
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
+
+RECENT_BATCHES = 4096
 
 
 class Captioner(Protocol):
@@ -118,8 +121,10 @@ class MicroBatcher:
         self._slots = asyncio.Semaphore(settings.max_inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._dead: EngineDeadError | None = None
-        self.batch_sizes: list[int] = []
-        """Sizes of the batches launched so far (the worker exports them as a histogram)."""
+        self.batches = 0
+        """Batches launched so far."""
+        self.batch_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
+        """Sizes of the last :data:`RECENT_BATCHES` batches (benchmarks, tests)."""
 
     @property
     def queued(self) -> int:
@@ -229,6 +234,7 @@ class MicroBatcher:
     def _launch(self, batch: list[_Queued]) -> None:
         if not batch:
             return
+        self.batches += 1
         self.batch_sizes.append(len(batch))
         failpoints.hit("batch.launched")
         now_ns = time.monotonic_ns()

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from earwitness import failpoints
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
-from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer, window_key
+from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer
 from stream.config import AnalyzerSettings, load_analyzer_settings
-from stream.http import Health, HealthServer
+from stream.engine import EngineWorker
 from stream.metrics import AnalyzerMetrics
+from stream.probes import Health, HealthServer
 from stream.topics import ensure_topics
-from stream.worker import EngineWorker
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _request_id(settings: AnalyzerSettings) -> Callable[[Window], str]:
     revision = settings.engine.revision or "main"
 
     def request_id(window: Window) -> str:
-        stream_id, segment_id, index = window_key(window)
+        stream_id, segment_id, index = window.key
         return f"{stream_id}/{segment_id}/{index}@{revision}"
 
     return request_id
