@@ -37,6 +37,8 @@ class Restored:
     """What changelog partitions hold: stream cursors and per-partition dead-letter marks."""
 
     cursors: dict[str, Cursor] = dataclasses.field(default_factory=dict)
+    partition_of: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The changelog (= input) partition of each stream's cursor."""
     dead_lettered_below: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
@@ -85,6 +87,7 @@ def _apply(restored: Restored, partition: int, key: bytes | None, value: bytes |
         return
     try:
         cursors[stream_id] = decode_cursor(value)
+        restored.partition_of[stream_id] = partition
     except BadInputError as exc:
         logger.error("skipping changelog record of %s: %s", stream_id, exc.detail)
 

@@ -5,8 +5,9 @@ Commit order (one Kafka transaction per checkpoint; the mechanics and the error 
 
     1. produce the buffered caption events and dead letters
     2. produce each changed stream's cursor (last *published* window) to the changelog, into
-       the changelog partition equal to the stream's input partition, and each partition's
-       dead-letter mark if it dead-lettered records (``stream/changelog.py``)
+       the changelog partition equal to the stream's input partition, a tombstone for each
+       retired stream, and each partition's dead-letter mark if it dead-lettered records
+       (``stream/changelog.py``)
     3. send_offsets_to_transaction: per input partition the lowest offset still needed by any
        window not yet published (``stream/offsets.py``)
     4. commit_transaction
@@ -58,16 +59,22 @@ class Checkpoint:
     def commit(
         self,
         cursors: list[tuple[Cursor, int]],
+        tombstones: list[tuple[str, int]],
         marks: Mapping[int, int],
         offsets: Mapping[int, int],
         consumer: Consumer,
     ) -> list[int] | None:
         """One transaction; returns the close times of the committed events (None: nothing
-        to commit). ``cursors`` are (cursor, changelog partition) pairs."""
+        to commit). ``cursors`` are (cursor, changelog partition) pairs; ``tombstones``
+        (stream id, partition) pairs of retired streams."""
         self.last_s = time.monotonic()
         changelog = [
             Record(self._kafka.changelog, c.stream_id.encode(), encode_cursor(c), partition=p)
             for c, p in cursors
+        ]
+        changelog += [
+            Record(self._kafka.changelog, stream_id.encode(), None, partition=p)
+            for stream_id, p in tombstones
         ]
         changelog += [
             Record(self._kafka.changelog, DEAD_LETTER_MARK_KEY, encode_mark(below), partition=p)

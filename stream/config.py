@@ -7,6 +7,7 @@
     ├── windowing: WindowSettings   (windowing/config.py)
     ├── engine: EngineSettings      (stream/engine/settings.py)
     ├── batch: BatchSettings        (stream/engine/settings.py) micro-batching and flow control
+    ├── dead_letter: DeadLetterSettings   what a bad frame's dead letter keeps
     └── http: HttpSettings      /metrics, /healthz, /readyz
 """
 
@@ -66,6 +67,13 @@ class KafkaSettings(KafkaClientSettings):
     commit_interval_ms: int = Field(
         default=1_000, ge=10, description="How often finished work is committed."
     )
+    cursor_retention_s: float = Field(
+        default=3600.0,
+        gt=0.0,
+        description="A stream idle this long, whose frames are all committed, is forgotten: its "
+        "state leaves memory and its changelog cursor is tombstoned (memory stays bounded by "
+        "the streams alive). If it comes back, its next frame starts a new segment.",
+    )
 
     @property
     def dlq_topic(self) -> str:
@@ -80,6 +88,26 @@ class KafkaSettings(KafkaClientSettings):
             return self.transactional_id
         suffix = self.group_instance_id or uuid.uuid4().hex[:12]
         return f"{self.group_id}-{suffix}"
+
+
+class DeadLetterSettings(BaseModel):
+    """What a bad frame's dead-letter record keeps (stream/deadletter.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    include_payload: bool = Field(
+        default=True,
+        description="Copy the bad frame's value (its audio) into its dead letter. Off: the "
+        "record keeps the reason and the ew-src-* reference to the frame, but no audio "
+        "(privacy; the frame itself lives as long as the frames topic keeps it).",
+    )
+    max_record_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest dead letter produced: a bad record's key, value and headers are "
+        "left out (and said so in ew-dropped) past it. Keep it under the broker's "
+        "message.max.bytes (1 MB by default): one oversize record must never stop the analyzer.",
+    )
 
 
 class HttpSettings(BaseModel):
@@ -98,6 +126,7 @@ class AnalyzerSettings(Settings):
     windowing: WindowSettings = Field(default_factory=WindowSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     failpoints: dict[str, int] = Field(
         default_factory=dict,

@@ -2,7 +2,11 @@
 
 The record keeps its key, value and headers; ``ew-error`` (a stable reason code),
 ``ew-error-detail`` (a sentence) and ``ew-src-topic``/``ew-src-partition``/``ew-src-offset``
-are added. Consumers of the dead-letter topic can fix and re-publish it.
+are added. Consumers of the dead-letter topic can fix and re-publish it. Two settings bound it
+(``dead_letter``): without ``include_payload`` the value (the audio) is left out; and whatever
+would make the record larger than ``max_record_bytes`` (the value, then the original headers,
+then the key) is left out too, named in ``ew-dropped`` (``value:1048576`` ...), so an oversize
+frame becomes a small dead letter instead of a record the broker refuses.
 
 A replay (after a crash or a rebalance) reads bad records again: :class:`DeadLetters` keeps,
 per input partition, the offset below which every bad record is out already (the partition's
@@ -19,20 +23,43 @@ from confluent_kafka import Message
 from earwitness.errors import BadInputError
 from earwitness.kafka import position
 from earwitness.transactions import Headers
+from stream.config import DeadLetterSettings
 
 
-def dead_letter(msg: Message, error: BadInputError) -> tuple[bytes | None, bytes | None, Headers]:
-    """``(key, value, headers)`` of the dead-letter record for ``msg``."""
-    consumed = cast("list[tuple[str, str | bytes | None]]", msg.headers() or [])  # a list
-    headers = list(consumed)
-    headers += [
+def dead_letter(
+    msg: Message, error: BadInputError, settings: DeadLetterSettings
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """``(key, value, headers)`` of the dead-letter record for ``msg`` (module docstring)."""
+    ours: list[tuple[str, str | bytes | None]] = [
         ("ew-error", error.reason.encode()),
-        ("ew-error-detail", error.detail.encode()),
+        ("ew-error-detail", error.detail[:1000].encode()),
         ("ew-src-topic", (msg.topic() or "").encode()),
         ("ew-src-partition", str(msg.partition()).encode()),
         ("ew-src-offset", str(msg.offset()).encode()),
     ]
-    return msg.key(), msg.value(), headers
+    key, value = msg.key(), msg.value()
+    theirs = list(cast("list[tuple[str, str | bytes | None]]", msg.headers() or []))
+    dropped: list[str] = []
+    if value is not None and not settings.include_payload:
+        dropped.append(f"value:{len(value)}")
+        value = None
+    budget = settings.max_record_bytes - _size(ours) - 256  # room for ew-dropped itself
+    if value is not None and len(value) + _size(theirs) + len(key or b"") > budget:
+        dropped.append(f"value:{len(value)}")
+        value = None
+    if _size(theirs) + len(key or b"") > budget:
+        dropped.append(f"headers:{_size(theirs)}")
+        theirs = []
+    if key is not None and len(key) > budget:
+        dropped.append(f"key:{len(key)}")
+        key = None
+    if dropped:
+        ours.append(("ew-dropped", ",".join(dropped).encode()))
+    return key, value, [*theirs, *ours]
+
+
+def _size(headers: list[tuple[str, str | bytes | None]]) -> int:
+    return sum(len(name) + len(value or b"") for name, value in headers)
 
 
 class DeadLetters:

@@ -35,6 +35,10 @@ class OffsetTracker:
         if offset >= self._next.get(partition, 0):
             self._next[partition] = offset + 1
 
+    def position(self, partition: int) -> int:
+        """The next offset to read on ``partition`` (0 before any record)."""
+        return self._next.get(partition, 0)
+
     def committable(self, holds: Iterable[object]) -> dict[int, int]:
         """Per partition, the offset to commit now, where it moved since the last commit.
 

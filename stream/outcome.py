@@ -2,7 +2,9 @@
 
 ::
 
+    marker (closes a segment)       → nothing         (only its cursor is published)
     silent window (no engine)       → silence event   (or nothing, with batch.silence: skip)
+    inactive (activity gate on)     → silence event   skipped = "inactive: …"
     outcome.shed                    → shed event      skipped = "shed: <why>"
     outcome.result                  → caption event   caption, tokens, finish_reason ...
     outcome.error                   → error event     error
@@ -59,12 +61,15 @@ class EventContext:
 
 
 def event_of(entry: Pending, context: EventContext) -> CaptionEvent | None:
-    """The event a published window gets; None when silent windows are skipped."""
+    """The event a published window gets; None for a marker (``Window.marker``) and, with
+    ``batch.silence: skip``, for silent windows."""
     outcome = entry.outcome
+    if entry.window.marker:
+        return None
     if outcome is None:
         if context.silence is SilencePolicy.SKIP:
             return None
-        return window_event(entry, context, EventKind.SILENCE, skipped="silence")
+        return window_event(entry, context, EventKind.SILENCE, skipped=entry.skipped)
     if outcome.shed is not None:
         return window_event(entry, context, EventKind.SHED, skipped=f"shed: {outcome.shed}")
     if outcome.result is not None:

@@ -40,7 +40,9 @@ class Pending:
     lowest: Position | None
     """The lowest Kafka position of its frames: commits stay below it until it is out."""
     outcome: Outcome | None = None
-    """The engine's outcome; None for a silent window (the engine never saw it)."""
+    """The engine's outcome; None for a window the engine never saw (silent, inactive)."""
+    skipped: str = "silence"
+    """Why a window the engine never saw skipped it (its silence event says so)."""
     finished: bool = False
 
     @property
@@ -56,6 +58,15 @@ class PendingWindows:
 
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._streams.values())
+
+    def __contains__(self, stream_id: object) -> bool:
+        """Whether the stream has windows not published yet."""
+        return stream_id in self._streams
+
+    def oldest_end_ns(self) -> int | None:
+        """Stream time of the end of the oldest window not published yet (None: none)."""
+        ends = [next(iter(queue.values())).window.end_ns for queue in self._streams.values()]
+        return min(ends) if ends else None
 
     def add(self, window: Window, closed_ns: int) -> Pending:
         """A window left the windower; its event must wait for the windows before it."""

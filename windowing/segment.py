@@ -25,8 +25,9 @@ import numpy as np
 
 from windowing.config import NS_PER_OUT_SAMPLE, OUT_RATE_HZ, WindowSettings
 from windowing.convert import Converter
+from windowing.floor import NoiseFloor
 from windowing.ring import SampleRing
-from windowing.window import Cursor, Window, WindowStats, levels
+from windowing.window import FLOOR_DBFS, Cursor, Window, WindowStats, levels
 from windowing.wire import SAMPLE_WIDTH, Frame
 
 _POSITION = itemgetter(4)
@@ -34,6 +35,9 @@ _POSITION = itemgetter(4)
 
 RING_SLACK_SAMPLES = OUT_RATE_HZ // 2
 """Room beyond one window, so a frame always fits once ready windows are out."""
+
+_NO_SAMPLES = np.zeros(0, np.float32)
+_NO_SAMPLES.flags.writeable = False
 
 Span = tuple[int, int, int, int, object]
 """A frame in the segment: (16 kHz start, input-rate start, ew-seq, ew-ts, position)."""
@@ -46,6 +50,7 @@ class Segment:
         "_channels",
         "_converter",
         "_drift_ns",
+        "_floor",
         "_fmt",
         "_gaps",
         "_held",
@@ -78,6 +83,7 @@ class Segment:
         settings: WindowSettings,
         stats: WindowStats,
         held: Callable[[], Iterable[object]],
+        floor: NoiseFloor,
         first_seq: int,
         first_ts_ns: int,
         next_index: int = 0,
@@ -92,7 +98,7 @@ class Segment:
         self._min, self._silence_dbfs = settings.min_window_samples, settings.silence_dbfs
         self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
         self._max_gap_ns = round(settings.max_gap_s * 1e9)
-        self._stats, self._held = stats, held
+        self._stats, self._held, self._floor = stats, held, floor
         self._converter = Converter(
             self.rate_hz, self._channels, self._fmt, settings.resample_quality
         )
@@ -176,15 +182,43 @@ class Segment:
         self._append(frame, out)
 
     def close(self, out: list[Window], next_frame: Frame | None = None) -> None:
-        """Flush the resampler and emit the tail as a final window if it is long enough."""
+        """Flush the resampler; emit the tail as a final window if it is long enough, else a
+        marker (no samples, the final cursor): the close is always published, so a replay
+        after any crash point rebuilds exactly the same windows."""
         self._write(self._converter.flush(), out)
         lo, hi = self.next_index * self._hop, self._ring.end
         emitted_end = lo if self.next_index == 0 else self._next_end - self._hop
         if hi > emitted_end and hi - lo >= self._min:
             out.append(self._emit(lo, hi, next_frame, final=True))
-        elif hi > emitted_end:
-            self._stats.short_tails_dropped += 1
+        elif hi > 0:  # (a segment that never held audio has nothing to record)
+            if hi > emitted_end:
+                self._stats.short_tails_dropped += 1
+            else:
+                self._stats.empty_tails += 1
+            out.append(self._marker(hi, next_frame))
         self._ring = SampleRing(0, hi)
+
+    def _marker(self, hi: int, next_frame: Frame | None) -> Window:
+        """A zero-length final window at ``hi`` that carries only the final cursor."""
+        end_ns = self.id + hi * NS_PER_OUT_SAMPLE
+        cursor = self._final_cursor(self.next_index, next_frame)
+        return Window(
+            self.stream_id,
+            self.id,
+            self.next_index,
+            end_ns,
+            end_ns,
+            _NO_SAMPLES,
+            0.0,
+            FLOOR_DBFS,
+            FLOOR_DBFS,
+            True,
+            True,
+            (),
+            cursor,
+            self._floor.value,
+            marker=True,
+        )
 
     def _append(self, frame: Frame, out: list[Window]) -> None:
         """The unhurried twin of :meth:`extend`'s tail."""
@@ -216,6 +250,7 @@ class Segment:
         samples = self._ring.copy(lo, hi, self._converter.scale)
         samples.flags.writeable = False
         rms, peak = levels(samples)
+        floor = self._floor.update(rms)
         gap = self._gap_share(lo, hi)
         positions = self._positions_before(hi)
         index = self.next_index
@@ -237,6 +272,7 @@ class Segment:
             final,
             positions,
             cursor,
+            floor,
         )
 
     def _positions_before(self, hi: int) -> tuple[object, ...]:
@@ -281,6 +317,7 @@ class Segment:
             channels,
             fmt,
             position,
+            self._floor.value,
         )
 
     def _final_cursor(self, index: int, next_frame: Frame | None) -> Cursor:
@@ -289,7 +326,18 @@ class Segment:
         else:
             seq, ts_ns = next_frame.seq, next_frame.ts_ns
             position = _lowest((next_frame.position,), self._held())
-        return Cursor(self.stream_id, self.id, index, True, seq, ts_ns, 0, *self.format, position)
+        return Cursor(
+            self.stream_id,
+            self.id,
+            index,
+            True,
+            seq,
+            ts_ns,
+            0,
+            *self.format,
+            position,
+            self._floor.value,
+        )
 
     def _count(self, final: bool, silent: bool) -> None:
         self._stats.windows += 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from windowing.config import WindowSettings
+from windowing.floor import NoiseFloor
 from windowing.reorder import Offer, Reorder
 from windowing.segment import Segment
 from windowing.window import Cursor, Window, WindowStats
@@ -31,6 +32,7 @@ class Stream:
 
     __slots__ = (
         "_floor_ts_ns",
+        "_noise",
         "_settings",
         "_stats",
         "cursor",
@@ -50,6 +52,7 @@ class Stream:
         self.cursor: Cursor | None = None
         self.last_seen_s = now_s
         self._floor_ts_ns = NO_FLOOR
+        self._noise = NoiseFloor(settings.noise_floor_rise_db)
 
     def push(self, frame: Frame, out: list[Window]) -> None:
         """Take one frame; append the windows it completes to ``out``."""
@@ -90,6 +93,7 @@ class Stream:
         """Continue from ``cursor``: replayed frames before its anchor are dropped as duplicates."""
         self.reorder.resume(cursor.seq, cursor.ts_ns - 1)
         self._floor_ts_ns = cursor.ts_ns
+        self._noise = NoiseFloor(self._settings.noise_floor_rise_db, cursor.noise_floor_dbfs)
         self.cursor = cursor
         if cursor.final:
             return
@@ -149,6 +153,7 @@ class Stream:
             settings=self._settings,
             stats=self._stats,
             held=self.reorder.held_positions,
+            floor=self._noise,
             first_seq=first_seq,
             first_ts_ns=first_ts_ns,
             next_index=next_index,

@@ -17,9 +17,12 @@ container kills them anyway; this covers restarts on a plain host.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -73,6 +76,32 @@ class EngineProcesses:
                 continue
         psutil.wait_procs(alive, timeout=timeout_s)
         forget(child.pid for child in children)
+
+
+def start_guardian() -> subprocess.Popen[bytes]:
+    """The guardian of ``guardian.py``: kills this process's descendants if it dies."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "stream.engine.guardian", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+        close_fds=True,
+    )
+
+
+def kill_descendants(keep: Iterable[int] = (), timeout_s: float = 10.0) -> int:
+    """On the way out: kill every descendant still alive (but ``keep`` and Python's own
+    helpers), e.g. an engine core still starting when a signal came. Returns how many."""
+    kept = set(keep)
+    left = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.pid not in kept and not _is_multiprocessing_helper(child)
+    ]
+    for proc in left:
+        logger.warning("killing leftover process %d on exit", proc.pid)
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(left, timeout=timeout_s)
+    return len(left)
 
 
 def record(children: Iterable[psutil.Process], path: Path = RECORD) -> None:
@@ -152,6 +181,17 @@ class _locked:
         try:
             self.entries = orjson.loads(raw) if raw else []
         except orjson.JSONDecodeError:
+            aside = self.path.with_suffix(f".corrupt-{os.getpid()}")
+            aside.write_bytes(raw)
+            logger.error(
+                "engine process record %s is unreadable; kept as %s, starting afresh "
+                "(processes it named are not reaped)",
+                self.path,
+                aside,
+            )
+            self.entries = []
+        if not isinstance(self.entries, list):
+            logger.error("engine process record %s is not a list; starting afresh", self.path)
             self.entries = []
         return self.entries
 

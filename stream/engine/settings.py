@@ -128,6 +128,23 @@ class EngineSettings(BaseModel):
         default=False, description="Always generate max_tokens (benchmarks with random weights)."
     )
     seed: int = Field(default=0, description="Engine random seed.")
+    request_timeout_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="Longest one window may take in the engine (preprocessing and generation); "
+        "past it the request is aborted, then retried or turned into an error event.",
+    )
+    stall_unready_s: float = Field(
+        default=120.0,
+        gt=0.0,
+        description="With windows in the engine and no caption out for this long, /readyz fails.",
+    )
+    stall_unhealthy_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="... and /healthz fails after this long, so the orchestrator restarts the "
+        "analyzer (its uncommitted windows are replayed).",
+    )
     warmup_windows: int = Field(
         default=1,
         ge=1,
@@ -247,7 +264,22 @@ class BatchSettings(BaseModel):
     max_lag_s: float = Field(
         default=120.0,
         gt=0.0,
-        description="A window queued longer than this is shed under the shed policy.",
+        description="Freshness: a window whose end (its ew-ts, on the wall clock) is older than "
+        "this when its turn comes is shed ('stale'), so captions never lag real time by more; "
+        "windows cut from a Kafka backlog included. Producers' clocks must be in sync (NTP).",
+    )
+    quiet_activity_db: float = Field(
+        default=6.0,
+        ge=0.0,
+        description="Under overload (the queue would go stale before the engine reaches it), "
+        "windows less than this many dB above their stream's noise floor are shed first, oldest "
+        "first, to keep the engine for active ones.",
+    )
+    activity_gate_db: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Off (null) by default. When set, windows less than this many dB above their "
+        "stream's noise floor skip the engine and get a silence event ('inactive').",
     )
     shed: ShedPolicy = Field(
         default=ShedPolicy.SKIP,

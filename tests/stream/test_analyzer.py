@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from earwitness.events import CaptionEvent, EventKind
 from ingest.publish import PublishPlan, publish
-from stream.config import AnalyzerSettings, KafkaSettings
+from stream.config import AnalyzerSettings, DeadLetterSettings, KafkaSettings
 from stream.engine.worker import EngineWorker
 from tests.support.analyzer import BATCH, engine_settings, running
 from tests.support.frames import Tone, publish_interleaved
@@ -236,3 +236,52 @@ def test_sigterm_drains_commits_and_a_restart_continues(
     assert len(more) >= 3, "the restarted analyzer produced nothing new"
     final = committed(kafka_bootstrap, topics.group_id, topics.frames_topic, 2)
     assert sum(final.values()) == first.n_frames + rest.n_frames
+
+
+def test_a_near_1_mb_bad_frame_is_dead_lettered_small_and_never_stops_the_analyzer(
+    kafka_bootstrap: str, topics: KafkaSettings, tiny_model_dir: Path, worker: EngineWorker
+):
+    """A 999,900-byte frame (31 s of audio: oversize) fits the broker, but its dead letter
+    would not (value + headers over the producer's 1,000,000-byte message.max.bytes): before,
+    the checkpoint failed fatally and the replay died on the same record forever. Its dead
+    letter keeps the reason and the ew-src-* reference, and says what it left out."""
+    settings = settings_for(
+        kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=4, hop_s=2)
+    )
+    huge = Tone("big", 31.2).records()
+    key, _, headers = next(huge)
+    value = bytes(999_900)
+    with running(settings, worker):
+        producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_048_576})
+        producer.produce(topics.frames_topic, value, key, headers=headers)
+        assert producer.flush(30) == 0
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, [Tone("fine", 4.0, eos=True)])
+        got = events(kafka_bootstrap, topics.captions_topic, 1)
+        letters = consume(kafka_bootstrap, topics.dlq_topic, count=1, timeout_s=60)
+
+    assert [e.stream_id for e in got] == ["fine"]
+    (letter,) = letters
+    found = dict(letter.headers() or [])
+    assert found["ew-error"] == b"oversize"
+    assert found["ew-dropped"] == b"value:999900"
+    assert letter.value() is None and letter.key() == key
+    assert found["ew-src-topic"] == topics.frames_topic.encode()
+
+
+def test_without_include_payload_a_dead_letter_keeps_no_audio(
+    kafka_bootstrap: str, topics: KafkaSettings, tiny_model_dir: Path, worker: EngineWorker
+):
+    settings = settings_for(
+        kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=4, hop_s=2)
+    ).model_copy(update={"dead_letter": DeadLetterSettings(include_payload=False)})
+    key, value, headers = next(Tone("odd", 1.0).records())
+    bad_headers = [(k, v) if k != "ew-rate" else (k, b"12345678") for k, v in headers]
+    with running(settings, worker):
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(topics.frames_topic, value, key, headers=bad_headers)
+        assert producer.flush(30) == 0
+        (letter,) = consume(kafka_bootstrap, topics.dlq_topic, count=1, timeout_s=60)
+
+    found = dict(letter.headers() or [])
+    assert letter.value() is None and found["ew-dropped"] == f"value:{len(value)}".encode()
+    assert found["ew-error"] and found["ew-src-offset"] == b"0"

@@ -87,9 +87,9 @@ def test_dead_letter_marks_are_per_partition_and_never_a_stream() -> None:
 
 def test_stream_cursors_mark_published_streams_dirty_until_checkpointed() -> None:
     cursors = StreamCursors()
-    cursors.restored({"a": cursor("a", 3)}, partition=1)
+    cursors.restored({"a": cursor("a", 3)}, {"a": 1})
     assert cursors.partition_of == {"a": 1} and cursors.changed() == []
-    cursors.seen("b", 0)
+    cursors.seen("b", 0, 0, 0.0)
     assert cursors.changed() == [], "seen is not published"
     cursors.on_published(cursor("b", 0))
     cursors.on_published(cursor("a", 4))

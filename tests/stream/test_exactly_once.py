@@ -246,19 +246,21 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
     tmp_path: Path,
 ):
     """
-    One window in the engine at a time, each taking ~3 s (900 tokens, ignore_eos), a 10 s
-    max.poll.interval.ms, pause at 2 pending windows, shed after 4 s queued; 2 streams x 24 s.
-    The poll loop keeps polling while paused: in a run several times max.poll.interval.ms long,
-    no eviction, no rebalance, and it finishes. /metrics shows paused partitions and shed
-    windows, and every shed window is a `shed` event on the caption topic.
+    One window in the engine at a time, each taking ~3 s (900 tokens, ignore_eos), a 20 s
+    max.poll.interval.ms, pause at 2 pending windows, shed once a window's end is 4 s old by
+    the wall clock; 2 streams x 24 s of audio stamped from now, published at once. The poll
+    loop keeps polling while paused: in a run longer than max.poll.interval.ms, no eviction,
+    no rebalance, and it finishes. /metrics shows paused partitions and shed windows, and every
+    shed window is a `shed` event on the caption topic. (The session timeout is 20 s: a 6 s one
+    was seen to expire on a loaded 2-core host, which is not what this test is about.)
     """
     streams = keys_on_partitions("dock", partitions=2, per_partition=1)
     settings = analyzer_settings(
         kafka_bootstrap,
         new_topic(partitions=2),
         tiny_model_dir,
-        max_poll_interval_ms=10_000,
-        session_timeout_ms=6_000,
+        max_poll_interval_ms=20_000,
+        session_timeout_ms=20_000,
     ).model_copy(
         update={
             "engine": engine_settings(tiny_model_dir, max_tokens=900, max_audio_s=4.0),
@@ -269,7 +271,8 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
                 pause_queued_windows=2,
                 resume_queued_windows=0,
                 max_lag_s=4.0,
-                shed=ShedPolicy.SKIP,
+                quiet_activity_db=0.0,  # a steady tone is "quiet" to its own noise floor:
+                shed=ShedPolicy.SKIP,  # shed only what goes stale, so the run lasts
                 drain_timeout_s=10,
             ),
         }
@@ -283,6 +286,7 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
             port = proc.metrics_port()
             proc.wait_for_log(r"assigned \[\d", ENGINE_START_S)
             started_s = time.monotonic()
+            feeder.ts0_ns = time.time_ns()  # the audio is "live": it starts now
             feeder.publish_rest()
             deadline = time.monotonic() + 180
             while not covered(expected)(watch.events):
@@ -303,12 +307,12 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
     shed = [e for e in watch.events if e.kind is EventKind.SHED]
     captioned = [e for e in watch.events if e.kind is EventKind.CAPTION]
     assert shed and captioned, f"{len(shed)} shed, {len(captioned)} captioned"
-    assert all(e.skipped and e.skipped.startswith("shed: queued") for e in shed)
+    assert all(e.skipped and e.skipped.startswith(("shed: stale", "shed: overload")) for e in shed)
     assert final['earwitness_windows_total{outcome="shed"}'] == len(shed)
     assert final['earwitness_windows_total{outcome="captioned"}'] == len(captioned)
     assert paused_seen > 0, "earwitness_partitions_paused never above 0"
     assert "paused input" in log and "resumed input" in log
-    assert busy_s > 12, f"the run took {busy_s:.0f} s: not longer than max.poll.interval.ms"
+    assert busy_s > 22, f"the run took {busy_s:.0f} s: not longer than max.poll.interval.ms"
     for sign in ("lost [", "revoked [", "maximum poll interval", "MAXPOLL"):
         assert sign not in log, f"{sign!r} in the log: the consumer was evicted\n{proc.tail()}"
 
