@@ -163,6 +163,7 @@ def main() -> int:
             max_tokens=args.max_tokens,
             ignore_eos=True,
             cpu_kv_cache_bytes=512 * 2**20,
+            limit_mm_per_prompt={"audio": 1, "image": 0, "video": 0},
             max_num_seqs=BATCH.max_inflight,
             vllm_env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1" if args.engine_process else "0"},
         )

@@ -1,8 +1,9 @@
-"""Loading typed settings: a YAML or TOML file, overlaid by ``EARWITNESS_*`` environment variables.
+"""Loading typed settings: a YAML or TOML file, overlaid by the service's environment variables.
 
 Settings classes are pydantic-settings models (frozen, validated, units in field names). The
 environment wins over the file, so a Helm chart or a shell can override one field without
-rewriting the file. Nested fields use ``__``: ``EARWITNESS_ENGINE__MAX_NUM_SEQS=64``.
+rewriting the file. Each service has its own prefix and nested fields use ``__``:
+``EARWITNESS_ANALYZER_ENGINE__MAX_NUM_SEQS=64`` (``earwitness/environment.py`` has the rules).
 
 Relative paths in a config file (values of keys named ``path`` or ending in ``_path``, ``_file``
 or ``_dir``) are relative to the file's folder; from the environment, to the working directory.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 import yaml
@@ -24,19 +25,24 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from earwitness.environment import Overrides, merge, overrides
 from earwitness.errors import ConfigError
 
 
 class Settings(BaseSettings):
-    """Base of every root settings class (analyzer, alert runner).
+    """Base of every root settings class (analyzer, alert runner, ...).
 
-    Only root classes read the environment; their parts are plain frozen pydantic models.
-    Precedence, highest first: ``EARWITNESS_*`` environment, the config file, field defaults.
+    Only root classes read the environment, through :func:`load_settings`; their parts are
+    plain frozen pydantic models. Precedence, highest first: the service's environment
+    (``ENV_PREFIXES``), the config file, field defaults.
     """
 
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ()
+    """The service's own prefixes, e.g. ``("EARWITNESS_ANALYZER_",)``."""
+    ENV_STRICT: ClassVar[bool] = True
+    """Whether a variable of those prefixes that names no setting is an error."""
+
     model_config = SettingsConfigDict(
-        env_prefix="EARWITNESS_",
-        env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
         hide_input_in_errors=True,  # secrets must not reach logs through validation errors
@@ -51,7 +57,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return env_settings, init_settings, file_secret_settings
+        return (init_settings,)  # the environment is merged in by load_settings
 
 
 S = TypeVar("S", bound=Settings)
@@ -60,10 +66,22 @@ S = TypeVar("S", bound=Settings)
 def load_settings(cls: type[S], path: Path | None = None) -> S:
     """Build ``cls`` from ``path`` (``.yaml``/``.yml``/``.toml``; optional) and the environment."""
     values = read_config_file(path) if path is not None else {}
+    env = overrides(cls, cls.ENV_PREFIXES, strict=cls.ENV_STRICT)
     try:
-        return cls(**values)
+        return cls(**merge(values, env.values))
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings{f' in {path}' if path else ''}:\n{exc}") from exc
+        raise ConfigError(_describe(exc, env, path)) from exc
+
+
+def _describe(exc: ValidationError, env: Overrides, path: Path | None) -> str:
+    """Each error with where its value came from: a variable, or the file."""
+    lines = [f"invalid settings{f' ({path})' if path else ''}:"]
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        where = env.source_of(loc)
+        origin = f"environment variable {where}" if where else (str(path) if path else "defaults")
+        lines.append(f"  {'.'.join(loc) or '(root)'}: {error['msg']} (from {origin})")
+    return "\n".join(lines)
 
 
 def settings_hash(settings: BaseSettings) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, Message
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -126,8 +126,11 @@ class ToolKafka(KafkaClientSettings):
 
 
 class ToolSettings(Settings):
-    """What ``publish``, ``tail`` (and the like) need of a service's settings file."""
+    """What ``publish``, ``tail`` (and the like) need of a service's settings file; the
+    analyzer's environment, then the alert runner's, override it."""
 
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ("EARWITNESS_ANALYZER_", "EARWITNESS_ALERTS_")
+    ENV_STRICT: ClassVar[bool] = False
     model_config = SettingsConfigDict(extra="ignore")
 
     kafka: ToolKafka = Field(default_factory=ToolKafka)
@@ -135,5 +138,5 @@ class ToolSettings(Settings):
 
 def load_tool_settings(path: Path | None) -> ToolSettings:
     """The ``kafka`` section of ``path`` (an analyzer or alert runner config; optional) and
-    the ``EARWITNESS_KAFKA__*`` environment."""
+    the environment's (``EARWITNESS_ANALYZER_KAFKA__*``)."""
     return load_settings(ToolSettings, path)

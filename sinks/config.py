@@ -1,8 +1,8 @@
 """Settings of ``earwitness alerts``: rules path, Kafka topics, receivers, delivery policy.
 
-Loaded with ``earwitness.config.load_settings(AlertsSettings, path)``; ``EARWITNESS_*``
-variables override the file, e.g. ``EARWITNESS_RECEIVERS__OPS__SECRET=whsec_...`` sets the
-secret of the receiver named ``ops``. Secrets are ``SecretStr`` (``**********`` in reprs and
+Loaded with ``earwitness.config.load_settings(AlertsSettings, path)``; ``EARWITNESS_ALERTS_*``
+variables override the file, e.g. ``EARWITNESS_ALERTS_RECEIVERS__OPS__SECRET=whsec_...`` sets
+the secret of the receiver named ``ops``. Secrets are ``SecretStr`` (``**********`` in reprs and
 logs) and may also come from a file (``secret_file``, ``url_file``, ``token_file``), read once
 at start-up.
 """
@@ -10,7 +10,7 @@ at start-up.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -186,7 +186,12 @@ class KafkaSettings(KafkaClientSettings):
 
 
 class AlertsSettings(Settings):
-    """Root settings of ``earwitness alerts``."""
+    """Root settings of ``earwitness alerts``.
+
+    Environment: ``EARWITNESS_ALERTS_<SECTION>__<FIELD>`` (``earwitness/environment.py``).
+    """
+
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ("EARWITNESS_ALERTS_",)
 
     # Validation errors must not echo secrets back (they end up in logs).
     model_config = SettingsConfigDict(hide_input_in_errors=True)

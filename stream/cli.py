@@ -23,15 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from earwitness import failpoints
+from earwitness.config import settings_hash
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
 from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer
 from stream.config import AnalyzerSettings, load_analyzer_settings
 from stream.engine import EngineWorker
 from stream.engine.processes import kill_descendants, start_guardian
+from stream.engine.settings import check_model
 from stream.engine.worker import StartInterrupted
 from stream.metrics import AnalyzerMetrics
 from stream.probes import Health, HealthServer
-from stream.topics import ensure_topics
+from stream.topics import check_topics, ensure_topics
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML or TOML settings (env overrides it)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the settings, the model directory and the topics (reachable, "
+        "co-partitioned), print what was found, then exit without starting the engine",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,11 +54,24 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("vllm").setLevel(logging.WARNING)
     try:
         settings = load_analyzer_settings(args.config)
+        model = check_model(settings.engine)
+        if args.check:
+            return _check(settings, model)
         ensure_topics(settings.kafka)
     except (ConfigError, TransientError) as exc:
         logger.error("%s", exc)
         return 2
+    logger.info("model: %s", model)
     return serve(settings)
+
+
+def _check(settings: AnalyzerSettings, model: str) -> int:
+    """``--check``: what the analyzer would start with; 0 if it could start."""
+    print(f"settings: valid (config hash {settings_hash(settings)[:12]})")
+    print(f"model: {model}")
+    for line in check_topics(settings.kafka):
+        print(f"topic {line}")
+    return 0
 
 
 ENGINE_STOP_S = 30.0

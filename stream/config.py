@@ -1,4 +1,5 @@
-"""The analyzer's settings: one frozen, validated tree, read from a file and ``EARWITNESS_*``.
+"""The analyzer's settings: one frozen, validated tree, read from a file and the environment
+(``EARWITNESS_ANALYZER_*``).
 
 ::
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,7 +122,12 @@ class HttpSettings(BaseModel):
 
 
 class AnalyzerSettings(Settings):
-    """Everything ``earwitness analyze`` needs; ``docs/analyzer.md`` lists the settings."""
+    """Everything ``earwitness analyze`` needs; ``docs/analyzer.md`` lists the settings.
+
+    Environment: ``EARWITNESS_ANALYZER_<SECTION>__<FIELD>`` (``earwitness/environment.py``).
+    """
+
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ("EARWITNESS_ANALYZER_",)
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     windowing: WindowSettings = Field(default_factory=WindowSettings)

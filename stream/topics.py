@@ -39,3 +39,29 @@ def ensure_topics(kafka: KafkaSettings) -> int:
     ]
     create_missing(admin, wanted, existing, allowed=kafka.create_topics)
     return partitions
+
+
+def check_topics(kafka: KafkaSettings) -> list[str]:
+    """What ``ensure_topics`` would find, without creating anything: one line per topic.
+
+    Raises :class:`~earwitness.errors.TransientError` when the cluster cannot be reached and
+    ConfigError when the changelog is not co-partitioned with the frames topic.
+    """
+    existing = existing_topics(AdminClient(kafka.client_config()))
+    frames = existing.get(kafka.frames_topic)
+    changelog = existing.get(kafka.changelog)
+    if frames is not None and changelog is not None and changelog != frames:
+        raise ConfigError(
+            f"changelog {kafka.changelog} has {changelog} partitions, input "
+            f"{kafka.frames_topic} has {frames}: they must be co-partitioned (equal counts)"
+        )
+    action = "would be created" if kafka.create_topics else "MISSING (create_topics is off)"
+    return [
+        f"{role} {topic}: " + (f"{existing[topic]} partitions" if topic in existing else action)
+        for role, topic in (
+            ("frames", kafka.frames_topic),
+            ("captions", kafka.captions_topic),
+            ("dead letters", kafka.dlq_topic),
+            ("changelog", kafka.changelog),
+        )
+    ]

@@ -1,7 +1,7 @@
 """Settings of ``windowing/``: frozen pydantic models, embedded by the analyzer's root settings.
 
 They are not ``BaseSettings``: only the root class reads the environment
-(``EARWITNESS_WINDOWING__WINDOW_S=20`` reaches ``window_s`` through it).
+(``EARWITNESS_ANALYZER_WINDOWING__WINDOW_S=20`` reaches ``window_s`` through it).
 """
 
 from __future__ import annotations
@@ -54,9 +54,11 @@ class WindowSettings(BaseModel):
         description="Length of a window in seconds of stream time (the captioner takes ≤ 30 s).",
     )
     hop_s: float = Field(
-        default=5.0,
+        default=10.0,
         gt=0.0,
-        description="Distance between the starts of consecutive windows, seconds; ≤ window_s.",
+        description="Distance between the starts of consecutive windows, seconds; ≤ window_s. "
+        "The default 10 s is what GPU capacity was measured with (docs/benchmarks.md); every "
+        "second of audio is then in three windows, and a stream costs a window per 10 s.",
     )
     min_window_s: float = Field(
         default=1.0,

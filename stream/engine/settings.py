@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from earwitness.errors import ConfigError
 
 SAMPLE_RATE_HZ = 16_000
 AUDIO_TOKENS_PER_S = 13
@@ -40,6 +43,12 @@ class EngineSettings(BaseModel):
         default=DEFAULT_MODEL,
         description="Local model directory or hub id. Point it at a directory: a hub id makes "
         "vLLM download (no hub is reachable in CI).",
+    )
+    allow_download: bool = Field(
+        default=False,
+        description="Let vLLM download `model` from the hub when it is not a local directory. "
+        "Off, the analyzer refuses to start without a local model, so a default or a typo "
+        "never starts a 60 GB download (README: getting the weights).",
     )
     revision: str | None = Field(
         default=None, description="Model revision (hub branch, tag or commit); recorded in events."
@@ -104,9 +113,10 @@ class EngineSettings(BaseModel):
         "gpu_memory_utilization.",
     )
     limit_mm_per_prompt: dict[str, int] = Field(
-        default_factory=lambda: {"audio": 1, "image": 0, "video": 0},
-        description="Items per prompt by modality. image/video 0 skips the vision tower; "
-        'vLLM 0.26 on GPU crashes with that: use {"audio": 1} there.',
+        default_factory=lambda: {"audio": 1},
+        description="Items per prompt by modality. The default is the GPU's: vLLM 0.26 on a GPU "
+        'crashes in torch.compile with image/video 0. On CPU set {"audio": 1, "image": 0, '
+        '"video": 0}: it skips the vision tower (faster start, less memory).',
     )
     renderer_num_workers: int = Field(
         default=1,
@@ -157,6 +167,12 @@ class EngineSettings(BaseModel):
         description="Environment variables set before vLLM is imported "
         '(e.g. {"VLLM_USE_FLASHINFER_SAMPLER": "0"}).',
     )
+
+    @field_validator("vllm_env")
+    @classmethod
+    def _upper_case_names(cls, value: dict[str, str]) -> dict[str, str]:
+        """vLLM's variables are upper case; environment overrides arrive lower-cased."""
+        return {name.upper(): str(setting) for name, setting in value.items()}
 
     @field_validator("limit_mm_per_prompt")
     @classmethod
@@ -256,7 +272,10 @@ class BatchSettings(BaseModel):
         default=50.0, ge=0.0, description="Longest wait to fill a batch after its first window."
     )
     max_inflight: int = Field(
-        default=64, ge=1, description="Most windows inside the engine at any moment."
+        default=256,
+        ge=1,
+        description="Most windows inside the engine at any moment; at least engine.max_num_seqs "
+        "(default 256), or the engine never fills.",
     )
     silence: SilencePolicy = Field(
         default=SilencePolicy.EVENT, description="Windows below the silence gate: skip or event."
@@ -296,8 +315,28 @@ class BatchSettings(BaseModel):
         default=30.0, ge=0.0, description="On SIGTERM, how long in-flight windows may finish."
     )
     pause_queued_windows: int = Field(
-        default=256, ge=1, description="Pause input partitions when this many windows wait."
+        default=512,
+        ge=1,
+        description="Pause input partitions when this many windows wait for or are in the "
+        "engine; more than max_inflight, or backpressure caps the engine first.",
     )
     resume_queued_windows: int = Field(
-        default=64, ge=0, description="Resume them when the queue is back at this many."
+        default=256, ge=0, description="Resume them when the queue is back at this many."
+    )
+
+
+def check_model(settings: EngineSettings) -> str:
+    """Where the model comes from, or ConfigError when it is not local and may not download."""
+    model = Path(settings.model)
+    if model.is_dir():
+        if not (model / "config.json").is_file():
+            raise ConfigError(f"engine.model {model} is a directory without a config.json")
+        return f"local directory {model}"
+    if settings.allow_download:
+        return f"{settings.model} from the hub (engine.allow_download)"
+    local = f"/models/{DEFAULT_MODEL.rsplit('/', maxsplit=1)[-1]}"
+    raise ConfigError(
+        f"engine.model {settings.model!r} is not a local directory. Download the weights first "
+        f"(README.md, the GPU path: `huggingface-cli download {DEFAULT_MODEL} --local-dir "
+        f"{local}`) and point engine.model at them, or set engine.allow_download: true"
     )

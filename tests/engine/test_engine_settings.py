@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from earwitness.config import Settings
+from earwitness.config import Settings, load_settings
 from stream.engine.engine import AudioInputError, CaptionEngine
 from stream.engine.settings import CAPTIONER_PROMPT, DEFAULT_MODEL, EngineSettings, prompt_tokens
 
@@ -14,7 +16,7 @@ from stream.engine.settings import CAPTIONER_PROMPT, DEFAULT_MODEL, EngineSettin
 def test_defaults_are_the_gpu_captioner() -> None:
     s = EngineSettings()
     assert s.model == DEFAULT_MODEL
-    assert s.limit_mm_per_prompt == {"audio": 1, "image": 0, "video": 0}
+    assert s.limit_mm_per_prompt == {"audio": 1}  # what vLLM 0.26 runs on a GPU
     assert s.mm_processor_cache_gb == 0
     assert (s.temperature, s.top_p, s.top_k, s.max_tokens) == (0.6, 0.95, 20, 1024)
     assert s.ignore_eos is False
@@ -96,13 +98,14 @@ def test_engine_args_cpu() -> None:
 
 
 class _AnalyzerLike(Settings):
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ("EARWITNESS_ANALYZER_",)
     engine: EngineSettings = EngineSettings()
 
 
 def test_embeds_in_a_root_settings_and_reads_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EARWITNESS_ENGINE__MAX_NUM_SEQS", "64")
-    monkeypatch.setenv("EARWITNESS_ENGINE__LIMIT_MM_PER_PROMPT", '{"audio": 1}')
-    root = _AnalyzerLike()
+    monkeypatch.setenv("EARWITNESS_ANALYZER_ENGINE__MAX_NUM_SEQS", "64")
+    monkeypatch.setenv("EARWITNESS_ANALYZER_ENGINE__LIMIT_MM_PER_PROMPT", '{"audio": 1}')
+    root = load_settings(_AnalyzerLike)
     assert root.engine.max_num_seqs == 64
     assert root.engine.limit_mm_per_prompt == {"audio": 1}
     assert isinstance(root.engine, BaseModel)

@@ -12,6 +12,8 @@ from earwitness.cli import main
 from stream.engine.settings import CAPTIONER_PROMPT, prompt_tokens
 from stream.engine.testmodel import NAMED_TOKENS, SPECIAL_TOKENS, TINY, write_test_model
 
+pytestmark = pytest.mark.slow  # builds model directories with transformers (~40 s)
+
 
 def _config(directory: Path) -> dict:
     return json.loads((directory / "config.json").read_text())

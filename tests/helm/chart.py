@@ -237,13 +237,18 @@ def secret_keys(model: type[BaseModel], data: dict[str, Any], path: str = "") ->
     return found
 
 
-def env_to_settings(name: str, value: str = "x") -> dict[str, Any]:
-    """``EARWITNESS_KAFKA__CLIENT__SASL.USERNAME`` → ``{"kafka": {"client": {"sasl.username"..``.
+SERVICE_PREFIXES = {"analyzer": "EARWITNESS_ANALYZER_", "alerts": "EARWITNESS_ALERTS_"}
 
-    As pydantic-settings reads it: prefix stripped, ``__`` nests, names case-insensitive.
+
+def env_to_settings(name: str, value: str = "x") -> dict[str, Any]:
+    """``EARWITNESS_ANALYZER_KAFKA__CLIENT__SASL.USERNAME`` → ``{"kafka": {"client": ...}}``.
+
+    As earwitness/environment.py reads it: the service prefix stripped, ``__`` nests, names
+    case-insensitive.
     """
-    assert name.startswith("EARWITNESS_"), name
-    parts = name.removeprefix("EARWITNESS_").lower().split("__")
+    prefix = next((p for p in SERVICE_PREFIXES.values() if name.startswith(p)), None)
+    assert prefix is not None, f"{name}: not a service's settings variable"
+    parts = name.removeprefix(prefix).lower().split("__")
     nested: dict[str, Any] = {parts[-1]: value}
     for part in reversed(parts[:-1]):
         nested = {part: nested}

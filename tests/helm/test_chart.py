@@ -475,3 +475,40 @@ def test_values_schema_names_real_settings() -> None:
             annotation = model.model_fields[section].annotation
             if isinstance(annotation, type) and sub.get("properties"):
                 assert set(sub["properties"]) <= set(annotation.model_fields), section
+
+
+@pytest.mark.parametrize(
+    ("component", "model", "set_by_chart"),
+    [
+        ("analyzer", AnalyzerSettings, {"failpoints"}),
+        ("alerts", AlertsSettings, {"rules_path"}),
+    ],
+)
+def test_the_values_schema_takes_every_setting_key_for_key(
+    component: str, model: type, set_by_chart: set[str]
+) -> None:
+    """docs/deploy.md: settings pass to the service key for key; the schema must not refuse
+    one (it refused stale_grace_s and health_stall_s)."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    allowed = schema["properties"][component]["properties"]["settings"]["properties"]
+    assert set(model.model_fields) - set_by_chart <= set(allowed)
+
+
+def test_settings_ids_are_not_overridden_by_the_pod_name() -> None:
+    """Set under settings.kafka, group_instance_id / transactional_id are used as they are."""
+    docs = render(
+        None,
+        "analyzer.settings.kafka.group_instance_id=cam-site-a",
+        "alerts.settings.kafka.transactional_id=alerts-site-a",
+    )
+    analyzer_env = {e["name"] for e in container(one(docs, "StatefulSet", "analyzer"))["env"] or []}
+    alerts_env = {e["name"] for e in container(one(docs, "Deployment", "alerts"))["env"] or []}
+    assert "EARWITNESS_ANALYZER_KAFKA__GROUP_INSTANCE_ID" not in analyzer_env
+    assert "EARWITNESS_ALERTS_KAFKA__TRANSACTIONAL_ID" not in alerts_env
+    assert config_file(docs, "analyzer", "analyzer.yaml")["kafka"]["group_instance_id"] == (
+        "cam-site-a"
+    )
+    default = render(None)
+    assert "EARWITNESS_ANALYZER_KAFKA__GROUP_INSTANCE_ID" in {
+        e["name"] for e in container(one(default, "StatefulSet", "analyzer"))["env"]
+    }

@@ -20,8 +20,10 @@ def _run(config: Path) -> int:
 
 def test_example_config_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     # the example reads secrets from /run/secrets; the environment wins over those files
-    monkeypatch.setenv("EARWITNESS_RECEIVERS__OPS__SECRET", "whsec_" + "QUJD" * 8)
-    monkeypatch.setenv("EARWITNESS_RECEIVERS__SLACK__URL", "https://hooks.slack.com/services/T/B/X")
+    monkeypatch.setenv("EARWITNESS_ALERTS_RECEIVERS__OPS__SECRET", "whsec_" + "QUJD" * 8)
+    monkeypatch.setenv(
+        "EARWITNESS_ALERTS_RECEIVERS__SLACK__URL", "https://hooks.slack.com/services/T/B/X"
+    )
     assert _run(EXAMPLES / "alerts.yaml") == 0
 
 

@@ -48,6 +48,7 @@ def engine_settings(model_dir: Path, **overrides: object) -> EngineSettings:
         "max_tokens": 8,
         "ignore_eos": True,
         "cpu_kv_cache_bytes": 256 * 2**20,
+        "limit_mm_per_prompt": {"audio": 1, "image": 0, "video": 0},
         "vllm_env": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},
     }
     return EngineSettings(**{**fields, **overrides})  # type: ignore[arg-type]

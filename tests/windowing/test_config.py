@@ -29,7 +29,7 @@ def test_rejects_bad_settings(fields: dict[str, object], message: str) -> None:
 
 def test_defaults_are_valid_and_frozen() -> None:
     settings = WindowSettings()
-    assert (settings.window_samples, settings.hop_samples) == (480_000, 80_000)
+    assert (settings.window_samples, settings.hop_samples) == (480_000, 160_000)  # 30 s / 10 s
     with pytest.raises(ValidationError):
         settings.window_s = 10.0  # type: ignore[misc]
 

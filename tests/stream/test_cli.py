@@ -1,0 +1,75 @@
+"""``earwitness analyze``'s start-up checks: no silent hub download, ``--check`` says what
+the analyzer would start with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from earwitness.errors import ConfigError
+from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
+from stream.engine.settings import EngineSettings, check_model
+from tests.support.analyzer import engine_settings
+from tests.support.kafka import REPO, unique_name
+
+
+def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EARWITNESS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "earwitness.cli", "analyze", *args],
+        cwd=REPO,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_without_a_local_model_the_analyzer_refuses_to_start() -> None:
+    """The defaults name the 30B captioner on the hub: no config must not mean a download."""
+    done = analyze()
+    assert done.returncode == 2
+    assert "is not a local directory" in done.stderr
+    assert "huggingface-cli download Qwen/Qwen3-Omni-30B-A3B-Captioner" in done.stderr
+
+
+def test_a_model_comes_from_a_directory_or_an_explicit_download(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    assert check_model(EngineSettings(model=str(tmp_path))).startswith("local directory")
+    with pytest.raises(ConfigError, match=r"without a config\.json"):
+        check_model(EngineSettings(model=str(tmp_path.parent)))
+    hub = EngineSettings(model="Qwen/Qwen3-Omni-30B-A3B-Captioner", allow_download=True)
+    assert "from the hub" in check_model(hub)
+
+
+def test_check_validates_model_and_topics_then_exits(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    tiny_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    frames = new_topic(partitions=2)
+    settings = AnalyzerSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers=kafka_bootstrap,
+            frames_topic=frames,
+            captions_topic=f"{frames}.captions",
+            group_id=unique_name("check"),
+        ),
+        engine=engine_settings(tiny_model_dir),
+        http=HttpSettings(host="127.0.0.1", port=0),
+    )
+    config = tmp_path / "analyzer.json"
+    config.write_text(settings.model_dump_json())
+    done = analyze("--config", str(config), "--check")
+    assert done.returncode == 0, done.stderr
+    assert f"model: local directory {tiny_model_dir}" in done.stdout
+    assert f"topic frames {frames}: 2 partitions" in done.stdout
+    assert f"topic captions {frames}.captions: would be created" in done.stdout
+    assert "caption engine" not in done.stderr, "--check must not start the engine"
