@@ -143,11 +143,11 @@ class Scope:
         return Assessment(confidence=confidence, **fields)  # type: ignore[arg-type]
 
     def same_clause(self, a: tuple[int, int], b: tuple[int, int]) -> bool:
-        """True when no clause terminator stands between spans ``a`` and ``b``."""
+        """True when no terminator of exclusions stands between spans ``a`` and ``b``."""
         if self._sentences.quote_of(*a) != self._sentences.quote_of(*b):
             return False
         low, high = (a[1], b[0]) if a[1] <= b[0] else (b[1], a[0])
-        return not self._terminated(Category.NEGATED, low, high)
+        return not self._terminated(Category.EXCLUDED, low, high)
 
     def _governs(self, hit: CueHit, start: int, end: int) -> bool:
         if hit.start < end and start < hit.end:

@@ -16,6 +16,7 @@ category                what a target inside the cue's scope becomes
 ``media``               playing from a screen or speaker ("gunfire from the television")
 ``live``                in the scene, whatever plays nearby: cancels ``media`` ("a real gunshot
                         outside, louder than anything on the television")
+``excluded``            (the scope of a rule's ``none`` phrases; no cue has it)
 ``pseudo``              looks like a cue, is none: cancels the overlapping cues of the
                         categories it names ("no mistaking", "could be heard")
 ``terminate``           ends the scope of the categories it names ("but", "while", ";")
@@ -39,6 +40,7 @@ class Category(StrEnum):
     REPORTED = "reported"
     MEDIA = "media"
     LIVE = "live"
+    EXCLUDED = "excluded"
     PSEUDO = "pseudo"
     TERMINATE = "terminate"
 
@@ -71,8 +73,8 @@ REPORTED, MEDIA, LIVE = Category.REPORTED, Category.MEDIA, Category.LIVE
 
 CLAUSE = frozenset({NEGATED, HEDGED, PERFORMED})
 """Scopes that end with the clause."""
-ALL_SCOPES = CLAUSE | {REPORTED, MEDIA, LIVE}
-"""Reported speech and attribution run on through commas and subordinate clauses."""
+ALL_SCOPES = CLAUSE | {REPORTED, MEDIA, LIVE, Category.EXCLUDED}
+"""Reported speech, attribution and exclusions run on through subordinate clauses."""
 
 
 def _rows(category: Category, phrases: str, direction: Direction = F, **extra: object) -> list[Cue]:
@@ -133,7 +135,7 @@ PERFORMANCES = _rows(
     "comical; comically; comedic; cartoonish; exaggerated; gleeful; gleefully; excited;"
     "excitedly; jokingly; in jest; for fun; teasing; laugh~; laughter; giggl~; happily; joyful;"
     "fake; faked; faking; feigned; thrill~; fun; rehears~; performance; perform~; scripted;"
-    "staged; choreograph~;"
+    "staged; choreograph~; at play; part of play; part of the game|fun|act|show;"
     "joyfully; delighted; with|of|in delight|joy|glee|excitement|amusement|fun|surprise",
     BOTH,
     weight=0.3,
@@ -148,8 +150,17 @@ REPORTING = _rows(
     "talk~|chat~|speak~|spoke|gossip~|speculat~|joke~|complain~|argu~|ask~ * about|of;"
     "ask~ whether|if; discuss~; discussion|debate|conversation about|of|on|over;"
     "brief~ * about|on;"
-    "rumour~; rumor~; read~ the headlines|news|bulletin",
+    "rumour~; rumor~; read~ the headlines|news|bulletin; to report; telephon~ to|about;"
+    "phon~ to|about",
 )
+
+HISTORY = _rows(
+    REPORTED,
+    "yesterday; last night|week|month|year; the night|day|evening|week before;"
+    "the previous night|day|evening|week; earlier that|today; witnessed; ago",
+    BOTH,
+)
+"""ConText's "historical": told about, not heard now (treated as reported speech)."""
 
 MEDIA_CUES = [
     *_rows(
@@ -163,10 +174,13 @@ MEDIA_CUES = [
         "screen; tablet; laptop; smartphone; phone's speaker;"
         "desktop|laptop|computer|bluetooth|external|tinny speaker~; pair of speakers;"
         "tv|crime|radio|costume|period drama; drama series; sitcom; soap opera; documentary;"
-        "audiobook; actor; actors; actress; footage; in the game; in game",
+        "audiobook; actor; actors; actress; footage; in the game; in game;"
+        "device|device's|phone|phone's|tablet|tablet's|tv's|television's|laptop's|tiny|tinny"
+        " speaker|speakers; on the report|recording|video|broadcast; decoration|decoration's|"
+        "toy|toy's|doll|animatronic; motion activated",
         BOTH,
     ),
-    Cue("recorded", MEDIA, BOTH, max_words=2),
+    Cue("recorded", MEDIA, BOTH, max_words=4),
 ]
 
 LIVE_CUES = _rows(
@@ -198,6 +212,11 @@ PSEUDO_CUES = [
         "two way|police|security radio",
         targets=frozenset({MEDIA}),
     ),
+    *_rows(
+        Category.PSEUDO,
+        "rather than from outside; rather than outside; not from outside",
+        targets=frozenset({LIVE}),
+    ),
 ]
 
 TERMINATORS = [
@@ -206,6 +225,8 @@ TERMINATORS = [
         "but; however; although; though; yet; whereas; while; whilst; meanwhile",
         targets=ALL_SCOPES,
     ),
+    # clause ends that a rule's exclusions do not stop at (they are subordinate clauses of
+    # one event: "the beep a smoke detector makes when its battery is low")
     *_rows(
         Category.TERMINATE,
         "except; apart from; aside from; other than; save for; besides; only; instead; then;"
@@ -218,7 +239,7 @@ TERMINATORS = [
         r"(?:,\s*|\s+and\s+|,\s*and\s+)(?=(?:a|an|the|someone|somebody|it|he|she|they|this"
         r"|another|people|everyone)\b)",
         Category.TERMINATE,
-        targets=CLAUSE,
+        targets=CLAUSE | {Category.EXCLUDED},
         regex=True,
     ),
 ]
@@ -228,6 +249,7 @@ CUES: tuple[Cue, ...] = (
     *HEDGES,
     *PERFORMANCES,
     *REPORTING,
+    *HISTORY,
     *MEDIA_CUES,
     *LIVE_CUES,
     *PSEUDO_CUES,
