@@ -1,6 +1,7 @@
 """The ConText engine over one sentence: which cues govern a hit, and what the hit becomes.
 
-A cue governs a hit when, inside the sentence and on the same side of any quotation mark,
+A cue governs a hit when, inside the sentence and on the same side of any quotation mark
+(``performed``, ``media`` and ``live`` cues reach into quotes: they say how it was said),
 
 * it lies in its direction (``forward``: the hit follows it; ``backward``: precedes it),
 * no terminator of its category stands between them, and
@@ -31,6 +32,8 @@ from sinks.prose.phrases import PhraseIndex
 from sinks.prose.sentences import Sentences
 
 _WORD = re.compile(r"\w+")
+_ACROSS_QUOTES = frozenset({Category.PERFORMED, Category.MEDIA, Category.LIVE})
+"""Cues about how something is said reach into the quote ("she jokes, 'I'm in tears'")."""
 
 
 def _build_index() -> PhraseIndex:
@@ -122,7 +125,9 @@ class Scope:
         fields: dict[str, object] = {"quoted": quote >= 0}
         confidence = 1.0
         for hit in self._cues:
-            if hit.quote != quote or not self._governs(hit, start, end):
+            if hit.quote != quote and hit.cue.category not in _ACROSS_QUOTES:
+                continue
+            if not self._governs(hit, start, end):
                 continue
             category = hit.cue.category
             if category is Category.NEGATED:

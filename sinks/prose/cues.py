@@ -71,9 +71,9 @@ F, B, BOTH = Direction.FORWARD, Direction.BACKWARD, Direction.BOTH
 NEGATED, HEDGED, PERFORMED = Category.NEGATED, Category.HEDGED, Category.PERFORMED
 REPORTED, MEDIA, LIVE = Category.REPORTED, Category.MEDIA, Category.LIVE
 
-CLAUSE = frozenset({NEGATED, HEDGED, PERFORMED})
+CLAUSE = frozenset({NEGATED, HEDGED})
 """Scopes that end with the clause."""
-ALL_SCOPES = CLAUSE | {REPORTED, MEDIA, LIVE, Category.EXCLUDED}
+ALL_SCOPES = CLAUSE | {PERFORMED, REPORTED, MEDIA, LIVE, Category.EXCLUDED}
 """Reported speech, attribution and exclusions run on through subordinate clauses."""
 
 
@@ -99,7 +99,8 @@ NEGATION = [
         "is|are|was|were|seems|seem|appears|appear|can|could|does|do|did|has|have|had not;"
         "is|are|was|were|seems|seem|appears|appear|does|do|did|has|have|had never;"
         "is|are|was|were absent|missing; cannot; no longer; never;"
-        "remain~|stay~ silent|quiet|off; fail~ to; failed to",
+        "remain~|stay~ silent|quiet|off; fail~ to; failed to; removed; cut out; edited out;"
+        "bleeped; bleeped out; censored; muted",
         B,
         max_words=2,
     ),
@@ -115,7 +116,7 @@ HEDGES = [
         "difficult to tell; impossible to tell; simulat~; supposedly; allegedly; ostensibly",
         weight=0.4,
     ),
-    *_rows(HEDGED, "if; in case; unless", weight=0.3),
+    *_rows(HEDGED, "if; in case; unless; would", weight=0.2),
     *_rows(HEDGED, "sign of; signs of; indication of; hint of; suggestion of", weight=0.4),
     *_rows(HEDGED, "like; as * as", weight=0.4, max_words=3),
     *_rows(HEDGED, "or possibly; or perhaps; or maybe; or even", BOTH, weight=0.4, max_words=4),
@@ -135,7 +136,8 @@ PERFORMANCES = _rows(
     "comical; comically; comedic; cartoonish; exaggerated; gleeful; gleefully; excited;"
     "excitedly; jokingly; in jest; for fun; teasing; laugh~; laughter; giggl~; happily; joyful;"
     "fake; faked; faking; feigned; thrill~; fun; rehears~; performance; perform~; scripted;"
-    "staged; choreograph~; at play; part of play; part of the game|fun|act|show;"
+    "staged; choreograph~; at play; part of play; part of the game|fun|act|show; ghost train;"
+    "roller coaster; haunted house; funfair; fairground; on the ride;"
     "joyfully; delighted; with|of|in delight|joy|glee|excitement|amusement|fun|surprise",
     BOTH,
     weight=0.3,
@@ -148,10 +150,11 @@ REPORTING = _rows(
     "insist~; admit~; remark~; add~ that; note~ that; point~ out; argu~ that; warn~ that|of;"
     "report~ that|on|how|seeing|hearing; according to; story about|of; news of; heard about;"
     "talk~|chat~|speak~|spoke|gossip~|speculat~|joke~|complain~|argu~|ask~ * about|of;"
+    "joke~ that;"
     "ask~ whether|if; discuss~; discussion|debate|conversation about|of|on|over;"
     "brief~ * about|on;"
     "rumour~; rumor~; read~ the headlines|news|bulletin; to report; telephon~ to|about;"
-    "phon~ to|about",
+    "phon~ to|about; report~|story|survey|study|poll|speech|talk|lecture about|of|on",
 )
 
 HISTORY = _rows(
@@ -219,6 +222,11 @@ PSEUDO_CUES = [
     ),
 ]
 
+_NEW_SUBJECT = (
+    r"(?:a|an|the|someone|somebody|something|it|he|she|they|this|another|people|everyone"
+    r"|one|two|three|several|many|some)\b"
+)
+
 TERMINATORS = [
     *_rows(
         Category.TERMINATE,
@@ -235,11 +243,24 @@ TERMINATORS = [
     ),
     Cue(";", Category.TERMINATE, targets=ALL_SCOPES, regex=True),
     Cue(r"[:\u2014\u2013()]", Category.TERMINATE, targets=CLAUSE, regex=True),
+    # a new noun phrase after a comma or "and" starts a new clause ("no voices, a gunshot");
+    # reported speech runs on past a bare comma ("recounts how, on that night, the victim...")
     Cue(
-        r"(?:,\s*|\s+and\s+|,\s*and\s+)(?=(?:a|an|the|someone|somebody|it|he|she|they|this"
-        r"|another|people|everyone)\b)",
+        rf",\s*(?={_NEW_SUBJECT})",
         Category.TERMINATE,
-        targets=CLAUSE | {Category.EXCLUDED},
+        targets=CLAUSE | {PERFORMED, Category.EXCLUDED},
+        regex=True,
+    ),
+    Cue(
+        rf"\s+and\s+(?={_NEW_SUBJECT})",
+        Category.TERMINATE,
+        targets=CLAUSE | {PERFORMED, Category.EXCLUDED},
+        regex=True,
+    ),
+    Cue(
+        rf",\s*and\s+(?={_NEW_SUBJECT})",
+        Category.TERMINATE,
+        targets=CLAUSE | {PERFORMED, REPORTED, Category.EXCLUDED},
         regex=True,
     ),
 ]
@@ -260,7 +281,8 @@ SENSES = (
     "alarming; alarmed; in|with|of alarm; convey~ * alarm; raise~ the alarm; screaming match;"
     "explosive laughter|applause|anger|temper|energy|chorus|cheer|cheering;"
     "explosion of applause|laughter|colour|color|sound|cheers|noise|flavour|flavor;"
-    "shot glass; shot of; camera shot; crashing waves; waves crash~; crash cymbal~;"
+    "temper|tempers explode~|flare~; explosive argument|row|rage|outburst;"
+    "f bomb~; shot glass; shot of; camera shot; crashing waves; waves crash~; crash cymbal~;"
     "crash of thunder|waves|cymbals; crash course; breaking news; siren song;"
     "siren call; blast of air|wind|steam|music|cold|heat; music blast~; blasting music"
 )
