@@ -103,7 +103,7 @@ class Matcher:
         match = rule["match"]
         assert isinstance(match, dict)
         self.id = str(rule["id"])
-        self.streams = tuple(rule.get("streams", ["*"]))  # type: ignore[call-overload]
+        self.streams = tuple(str(g) for g in rule.get("streams", ["*"]))  # type: ignore[attr-defined]
         regexes = tuple(re.compile(p, re.IGNORECASE) for p in match.get("regex", ()))
         self.any = tuple(phrase_pattern(p) for p in match.get("any", ())) + regexes
         self.all = tuple(phrase_pattern(p) for p in match.get("all", ()))

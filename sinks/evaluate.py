@@ -1,6 +1,7 @@
 """``earwitness alerts eval``: score a rules file on a labelled corpus of captions.
 
-The corpus is JSON Lines, one caption a line::
+The corpus is JSON Lines, one caption a line (``--corpus`` names a file, or a folder whose
+``*.jsonl`` files are read in name order)::
 
     {"text": "The audio clip ...", "stream": "cam-1", "expect": ["gunshot"], "kind": "hedge"}
 
@@ -13,7 +14,8 @@ a newer corpus.
 
 Output: per-rule precision, recall and F1, the micro-averaged total, and the confusion list
 (each wrong decision with the sentence or reason that made it). ``--json``: one object a line
-per caption, in corpus order (``{"line", "stream", "expect", "fired", "evidence"}``), then one
+per caption, in corpus order (``{"file", "line", "stream", "expect", "fired", "evidence"}``),
+then one
 ``{"summary": …}`` line. Exit status 0 whatever the scores, unless ``--min-precision`` or
 ``--min-recall`` is given and the total falls below it (1); 2 for a bad rules file or corpus.
 """
@@ -43,6 +45,7 @@ class CorpusError(ConfigError):
 
 @dataclass(frozen=True, slots=True)
 class Example:
+    file: str
     line: int
     text: str
     stream: str
@@ -100,6 +103,15 @@ class Report:
 
 def load_corpus(path: Path) -> list[Example]:
     """The corpus's captions; :class:`CorpusError` naming the line when one is malformed."""
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise CorpusError(f"no *.jsonl file in {path}")
+        return [example for file in files for example in _load_file(file)]
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> list[Example]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -119,7 +131,7 @@ def _example(path: Path, number: int, line: str) -> Example:
         raise CorpusError(f"{path}:{number}: needs 'text' and 'stream' strings")
     if not isinstance(expect, list) or not all(isinstance(e, str) for e in expect):
         raise CorpusError(f"{path}:{number}: 'expect' must be a list of rule ids")
-    return Example(number, text, stream, frozenset(expect), str(raw.get("kind", "")))
+    return Example(path.name, number, text, stream, frozenset(expect), str(raw.get("kind", "")))
 
 
 def score(rules: RuleSet, corpus: list[Example]) -> Report:
@@ -177,7 +189,7 @@ def confusions(report: Report) -> list[str]:
 
 
 def _confusion(example: Example, rule_id: str, decision: Decision | None, fired: bool) -> str:
-    head = f"line {example.line} {example.stream} [{example.kind}]: "
+    head = f"{example.file}:{example.line} {example.stream} [{example.kind}]: "
     if fired and decision is not None:
         evidence = decision.evidence[0]
         return (
@@ -213,6 +225,7 @@ def caption_line(scored: Scored) -> bytes:
         for e in d.evidence
     ]
     record = {
+        "file": scored.example.file,
         "line": scored.example.line,
         "stream": scored.example.stream,
         "expect": sorted(scored.example.expect),
@@ -225,7 +238,8 @@ def caption_line(scored: Scored) -> bytes:
 # --- the command -----------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         rules = load_rules(args.rules)
         corpus = load_corpus(args.corpus)

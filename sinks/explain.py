@@ -23,7 +23,8 @@ from sinks.rules import RuleSet, load_rules
 log = logging.getLogger(__name__)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         rules = _rules(args.rules, args.config)
     except ConfigError as exc:

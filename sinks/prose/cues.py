@@ -278,7 +278,7 @@ CUES: tuple[Cue, ...] = (
 )
 
 SENSES = (
-    "alarming; alarmed; in|with|of alarm; convey~ * alarm; raise~ the alarm; screaming match;"
+    "alarming; alarmed; in|with|of alarm=; convey~ * alarm=; raise~ the alarm=; screaming match;"
     "explosive laughter|applause|anger|temper|energy|chorus|cheer|cheering;"
     "explosion of applause|laughter|colour|color|sound|cheers|noise|flavour|flavor;"
     "temper|tempers explode~|flare~; explosive argument|row|rage|outburst;"

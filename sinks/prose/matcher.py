@@ -249,7 +249,7 @@ def _policy(match: Match, a: Assessment) -> str | None:
             a.reported is not None and match.reported is Reported.EXCLUDE,
             f"reported speech ({a.reported!r})",
         ),
-        (speech and match.speech is Speech.EXCLUDE, "quoted speech"),
+        (a.quoted and match.speech is Speech.EXCLUDE, "quoted speech"),
         (not speech and match.speech is Speech.ONLY, "not speech"),
         (a.media is not None and match.source is Source.LIVE, f"media ({a.media!r})"),
         (a.media is None and match.source is Source.MEDIA, "not media"),

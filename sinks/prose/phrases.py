@@ -96,7 +96,8 @@ def _forms(phrase: str, token: str, *, inflect: bool) -> tuple[str, ...]:
             raise PhraseError(f"{phrase!r}: {written!r} is not a word")
         word, mark = (written[:-1], written[-1]) if written[-1] in "~=" else (written, "")
         inflect_this = mark == "~" or (inflect and mark != "=")
-        forms.extend(inflections(word) if inflect_this and word[-1].isalpha() else (word,))
+        inflectable = word[-1].isalpha() and not _UNSPACED.search(word)
+        forms.extend(inflections(word) if inflect_this and inflectable else (word,))
     return tuple(sorted(set(forms), key=len, reverse=True))
 
 
@@ -143,8 +144,8 @@ class PhraseIndex:
         self._unindexed.append((key, pattern))
 
     def scan(self, text: str, start: int = 0, end: int | None = None) -> list[Span]:
-        """Every phrase found in ``text[start:end]``, in text order (a phrase may overlap
-        another; each key is reported at most once per position)."""
+        """Every phrase found in ``text[start:end]``, in text order, the longest first where
+        several start at one place (phrases may overlap)."""
         stop = len(text) if end is None else end
         found: list[Span] = []
         by_word = self._by_word
@@ -161,7 +162,7 @@ class PhraseIndex:
             found.extend(
                 Span(m.start(), m.end(), key) for m in _finditer(pattern, text, start, stop)
             )
-        found.sort(key=lambda span: (span.start, span.end))
+        found.sort(key=lambda span: (span.start, -span.end))
         return found
 
 
