@@ -30,15 +30,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from earwitness.events import CaptionEvent
 from stream.analyzer import Analyzer
-from stream.config import AnalyzerSettings, BatchSettings, KafkaSettings
-from stream.engine import EngineSettings
-from stream.events import CaptionEvent
-from stream.http import Health
+from stream.config import AnalyzerSettings, KafkaSettings
+from stream.engine.settings import BatchSettings, EngineSettings
+from stream.engine.testmodel import write_test_model
+from stream.engine.worker import EngineWorker
 from stream.metrics import AnalyzerMetrics
-from stream.testmodel import write_test_model
+from stream.probes import Health
 from stream.topics import ensure_topics
-from stream.worker import EngineWorker
 from tests.support.frames import Tone, publish_interleaved
 from tests.support.kafka import LocalBroker, unique_name
 from windowing import Windower
@@ -85,15 +85,15 @@ def pipeline(
 ) -> tuple[float, float, list[float]]:
     kafka = KafkaSettings(
         bootstrap_servers=bootstrap,
-        input_topic=unique_name("frames"),
-        output_topic=unique_name("captions"),
+        frames_topic=unique_name("frames"),
+        captions_topic=unique_name("captions"),
         group_id=unique_name("bench"),
         new_topic_partitions=4,
         commit_interval_ms=1000,
     )
     settings = AnalyzerSettings(kafka=kafka, windowing=WINDOWING, engine=engine, batch=BATCH)
     ensure_topics(kafka)
-    publish_interleaved(bootstrap, kafka.input_topic, workload)
+    publish_interleaved(bootstrap, kafka.frames_topic, workload)
     health = Health(stall_s=600)
     analyzer = Analyzer(settings, worker, AnalyzerMetrics(), health)
     latencies: list[float] = []
@@ -104,7 +104,7 @@ def pipeline(
         while not health.assigned:  # init_transactions, group join, changelog restore
             time.sleep(0.01)
         started = time.monotonic()
-        received = _receive(bootstrap, kafka.output_topic, expected, latencies)
+        received = _receive(bootstrap, kafka.captions_topic, expected, latencies)
         elapsed = time.monotonic() - started
     finally:
         analyzer.stop()
@@ -172,19 +172,19 @@ def main() -> int:
         worker.start(timeout_s=900)
         try:
             engine_alone(worker, windows)  # warm-up: the whole workload once
-            marks = [len(worker.batcher.batch_sizes)]
+            marks = [worker.batcher.batches]
             engine_before = engine_alone(worker, windows)
-            marks.append(len(worker.batcher.batch_sizes))
+            marks.append(worker.batcher.batches)
             pipe_rate, startup_s, latencies = pipeline(
                 worker, bootstrap, workload, len(windows), engine
             )
-            marks.append(len(worker.batcher.batch_sizes))
+            marks.append(worker.batcher.batches)
             engine_after = engine_alone(worker, windows)
-            sizes = worker.batcher.batch_sizes
+            sizes = list(worker.batcher.batch_sizes)[-(marks[2] - marks[1]) :]
             mean_batch = [len(windows) / max(1, b - a) for a, b in itertools.pairwise(marks)]
             print(
                 f"mean batch: engine A1 {mean_batch[0]:.1f}, pipeline {mean_batch[1]:.1f} "
-                f"(max_batch {BATCH.max_batch}); last batches {sizes[marks[1] : marks[2]][:24]}"
+                f"(max_batch {BATCH.max_batch}); pipeline batches {sizes[:24]}"
             )
         finally:
             worker.stop(finish=False)

@@ -1,8 +1,10 @@
 """The ``earwitness`` command: wires subcommands to the modules that implement them.
 
 Each subcommand lives in its own module, which exposes ``add_arguments(parser)`` and
-``run(args) -> int``. Modules are imported only when their subcommand runs, so ``earwitness
-alerts`` never imports vLLM. Logging is configured here, once.
+``run(args) -> int``. Only the module of the subcommand being run is imported (``earwitness
+--help`` imports none), so ``earwitness alerts`` never imports vLLM, numpy or the analyzer, and
+an image that ships only some packages still runs its own subcommands. Logging is configured
+here, once.
 """
 
 from __future__ import annotations
@@ -14,46 +16,49 @@ import sys
 from collections.abc import Sequence
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "analyze": ("stream.analyze_cli", "run the analyzer: frames → windows → captions"),
-    "publish": ("stream.publish", "publish an audio file as live frames"),
-    "tail": ("stream.tail", "print caption events (or alerts) as they arrive"),
+    "analyze": ("stream.cli", "run the analyzer: frames → windows → captions (exactly once)"),
     "alerts": ("sinks.cli", "run the alert runner: captions → rules → receivers"),
-    "make-test-model": ("stream.testmodel", "write a random-weight Qwen3-Omni model directory"),
-    "roundtrip": ("stream.roundtrip", "produce and consume through a broker (smoke check)"),
+    "publish": ("ingest.publish", "publish audio files as live frames"),
+    "tail": ("earwitness.tail", "print caption events (or alerts) as they arrive"),
+    "make-test-model": (
+        "stream.engine.testmodel",
+        "write a random-weight Qwen3-Omni model directory (tests, demo, benchmarks)",
+    ),
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser(_command_in(argv)).parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    return int(module.run(args))
+    return int(_module(args.command).run(args))
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="earwitness", description=__doc__.splitlines()[0])
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if any (the first word that is one)."""
+    return next((word for word in argv if word in SUBCOMMANDS), None)
+
+
+def _parser(command: str | None) -> argparse.ArgumentParser:
+    """Every subcommand is listed; only ``command``'s module is imported, for its arguments."""
+    parser = argparse.ArgumentParser(
+        prog="earwitness", description="Real-time audio captioning and alerting on Kafka."
+    )
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        _add_arguments_lazily(command, module_name)
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        subparser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            _module(name).add_arguments(subparser)
     return parser
 
 
-def _add_arguments_lazily(command: argparse.ArgumentParser, module_name: str) -> None:
-    """Subcommand arguments come from their module; a missing module leaves it bare."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
-    module.add_arguments(command)
+def _module(command: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(SUBCOMMANDS[command][0])
 
 
 if __name__ == "__main__":

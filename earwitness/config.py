@@ -10,10 +10,12 @@ or ``_dir``) are relative to the file's folder; from the environment, to the wor
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import yaml
 from pydantic import ValidationError
 from pydantic_settings import (
@@ -62,6 +64,13 @@ def load_settings(cls: type[S], path: Path | None = None) -> S:
         return cls(**values)
     except ValidationError as exc:
         raise ConfigError(f"invalid settings{f' in {path}' if path else ''}:\n{exc}") from exc
+
+
+def settings_hash(settings: BaseSettings) -> str:
+    """sha256 (hex) of the settings as JSON with sorted keys; secrets are masked (``SecretStr``
+    dumps as ``**********``), so the hash names the configuration without holding a secret."""
+    dumped = orjson.dumps(settings.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(dumped).hexdigest()
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

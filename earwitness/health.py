@@ -1,6 +1,6 @@
-"""``/metrics``, ``/healthz`` and ``/readyz`` on thread ``http-server`` (owner: ``HealthServer``).
+"""``/metrics``, ``/healthz`` and ``/readyz`` on thread ``ew-http`` (owner: ``HealthServer``).
 
-Shared by the analyzer (``stream/http.py`` adds the engine) and the alert runner (``sinks/``).
+Shared by the analyzer (``stream/probes.py`` adds the engine) and the alert runner (``sinks/``).
 ``/healthz`` is 200 while the poll loop is turning; ``/readyz`` is 200 once the consumer holds
 partitions (and whatever the component adds). Kubernetes restarts on the first and routes (and
 KEDA/rollouts wait) on the second.
@@ -53,7 +53,7 @@ class HealthServer:
         port: int,
         health: LoopHealth,
         registry: CollectorRegistry,
-        thread_name: str = "http-server",
+        thread_name: str = "ew-http",
     ) -> None:
         handler = _handler(health, registry)
         self._server = ThreadingHTTPServer((host, port), handler)

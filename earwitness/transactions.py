@@ -14,7 +14,7 @@ redoes the work); anything else (fenced, unauthorised) → :class:`KafkaFatalErr
 A transactional call that never returns is handled like an abort. librdkafka 2.16 can block
 ``send_offsets_to_transaction`` forever once the group coordinator went away, for example
 across a broker restart (librdkafka #5456, #5511), whatever timeout it was given. So the
-blocking calls run on a helper thread (``kafka-txn-<call>``, one at a time, owned by
+blocking calls run on a helper thread (``ew-kafka-txn-<call>``, one at a time, owned by
 :class:`TransactionalProducer`) bounded by ``timeout_s`` plus a margin. Past that the producer
 is abandoned (its stuck thread too) and a new one with the same transactional id is made: its
 ``init_transactions`` fences the old epoch and aborts the open transaction, then
@@ -151,7 +151,7 @@ class TransactionalProducer:
                 logger.warning("commit_transaction: retrying after %s", exc.args[0].str())
 
     def _bounded(self, name: str, call: Callable[[float], object]) -> None:
-        """``call(timeout_s)`` on thread ``kafka-txn-<name>``; TransactionStuck if it hangs."""
+        """``call(timeout_s)`` on thread ``ew-kafka-txn-<name>``; TransactionStuck if it hangs."""
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -160,7 +160,7 @@ class TransactionalProducer:
             except BaseException as exc:  # handed to the caller's thread below
                 failure.append(exc)
 
-        thread = threading.Thread(target=run, name=f"kafka-txn-{name}", daemon=True)
+        thread = threading.Thread(target=run, name=f"ew-kafka-txn-{name}", daemon=True)
         thread.start()
         thread.join(self.timeout_s + STUCK_MARGIN_S)
         if thread.is_alive():

@@ -15,12 +15,13 @@ idempotency keys).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
 from confluent_kafka import Consumer
 
+from earwitness.kafka import ClientConfig
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
 from sinks.delivery import DeadLetter
 from sinks.formats import Headers
@@ -58,7 +59,7 @@ class Checkpointer:
 
     def __init__(
         self,
-        client_config: Mapping[str, str],
+        client_config: ClientConfig,
         transactional_id: str,
         state_topic: str,
         dead_letter_topic: str,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sinks.metrics import AlertMetrics
     from sinks.rules import RuleSet
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +80,9 @@ def _run_service(args: argparse.Namespace) -> int:
         settings = load_settings(AlertsSettings, args.config)
         rules = _load_rules(settings)
     except ConfigError as exc:
-        log.error("%s", exc)
+        logger.error("%s", exc)
         return 2
-    log.info(
+    logger.info(
         "%d rule(s), %d receiver(s): %s",
         len(rules),
         len(settings.receivers),
@@ -93,10 +93,10 @@ def _run_service(args: argparse.Namespace) -> int:
     try:
         return _serve(settings, rules)
     except (ConfigError, TransientError) as exc:
-        log.error("cannot start: %s", exc)
+        logger.error("cannot start: %s", exc)
         return 2
     except FatalError as exc:
-        log.error("fatal: %s", exc)
+        logger.error("fatal: %s", exc)
         return 1
 
 
@@ -110,12 +110,13 @@ def _load_rules(settings: AlertsSettings) -> RuleSet:
 
 
 def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
-    """Owners: this function owns the runner and the HTTP server (thread ``ew-alerts-http``)."""
+    """Owners: this function owns the runner and the HTTP server (thread ``ew-http``)."""
     from earwitness.health import LoopHealth
     from sinks.metrics import AlertMetrics
     from sinks.runner import AlertRunner
+    from sinks.topics import ensure_topics
 
-    _ensure_topics(settings)
+    ensure_topics(settings.kafka)
     metrics = AlertMetrics()
     health = LoopHealth(settings.health_stall_s)
     runner = AlertRunner(settings, rules, metrics, health)
@@ -142,23 +143,6 @@ def _http_server(
         settings.metrics_port,
         health,
         metrics.registry,
-        thread_name="ew-alerts-http",
     )
     server.start()
     return server
-
-
-def _ensure_topics(settings: AlertsSettings) -> None:
-    """The compacted state topic and the dead-letter topic, created when missing (if allowed)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    from earwitness.topics import create_missing, existing_topics
-
-    kafka = settings.kafka
-    admin = AdminClient(kafka.client())
-    existing = existing_topics(admin)
-    wanted = [
-        NewTopic(kafka.state_topic, 1, -1, config={"cleanup.policy": "compact"}),
-        NewTopic(kafka.dead_letter_topic, 1, -1),
-    ]
-    create_missing(admin, wanted, existing, allowed=kafka.create_topics)

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import SettingsConfigDict
 
 from earwitness.config import Settings
+from earwitness.events import ALERTS_TOPIC
+from earwitness.kafka import KafkaClientSettings, captions_topic_field
 from sinks import formats
 from sinks.rules import Severity
 
@@ -139,8 +141,12 @@ class KafkaReceiver(_Receiver):
     """Produce alerts to a Kafka topic (idempotent producer, acks=all)."""
 
     type: Literal["kafka"]
-    topic: str
-    bootstrap_servers: str | None = Field(default=None, description="Default: kafka's.")
+    topic: str = Field(default=ALERTS_TOPIC, description="Topic the alerts go to.")
+    bootstrap_servers: str | None = Field(
+        default=None,
+        description="Another cluster's bootstrap servers; default: kafka's. The client "
+        "properties (TLS, SASL) of the kafka section apply either way.",
+    )
 
 
 Receiver = Annotated[
@@ -154,14 +160,11 @@ Receiver = Annotated[
 ]
 
 
-class KafkaSettings(BaseModel):
-    """Topics and client settings of the runner."""
+class KafkaSettings(KafkaClientSettings):
+    """Topics and group of the runner (the cluster itself: :class:`KafkaClientSettings`)."""
 
-    model_config = _FROZEN
-
-    bootstrap_servers: str = "localhost:9092"
-    captions_topic: str = Field(default="captions", description="Caption events to consume.")
-    group_id: str = "earwitness-alerts"
+    captions_topic: str = captions_topic_field()
+    group_id: str = Field(default="earwitness-alerts", description="Consumer group id.")
     state_topic: str = Field(
         default="earwitness-alerts-state", description="Compacted topic of incident state."
     )
@@ -171,20 +174,15 @@ class KafkaSettings(BaseModel):
     transactional_id: str = Field(
         default="earwitness-alerts-0", description="Unique per runner instance (pod ordinal)."
     )
-    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
-    session_timeout_ms: int = Field(default=45_000, ge=6_000)
+    max_poll_interval_ms: int = Field(
+        default=300_000, ge=10_000, description="Longest gap between polls before eviction."
+    )
+    session_timeout_ms: int = Field(default=45_000, ge=6_000, description="Group session timeout.")
     batch_max_events: int = Field(default=500, ge=1, description="Captions per checkpoint.")
     batch_wait_ms: int = Field(default=500, ge=1, description="Wait for a batch to fill (ms).")
-    client_config: dict[str, str] = Field(
-        default_factory=dict, description="Extra librdkafka settings (security, TLS)."
-    )
     create_topics: bool = Field(
         default=True, description="Create the state and dead-letter topics if they are missing."
     )
-
-    def client(self) -> dict[str, str | int | float | bool]:
-        """Properties common to every client the runner makes."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.client_config}
 
 
 class AlertsSettings(Settings):

@@ -34,7 +34,7 @@ from sinks.metrics import AlertMetrics
 from sinks.rules import RuleSet
 from sinks.senders import Sender
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class ReceiverWorker:
         self._jobs.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
-            log.warning("delivery thread %s still busy after %.1fs", self.name, timeout_s)
+            logger.warning("delivery thread %s still busy after %.1fs", self.name, timeout_s)
 
     def _run(self) -> None:
         try:
@@ -142,7 +142,7 @@ class ReceiverWorker:
             self._dead_letter(job, exc.reason, exc.detail, attempt)
             return False
         delay_s = backoff_s(self._policy, attempt, self._rng, exc.retry_after_s)
-        log.info(
+        logger.info(
             "receiver %s: attempt %d for %s failed (%s); retrying in %.2fs",
             self.name,
             attempt,
@@ -156,7 +156,7 @@ class ReceiverWorker:
         return True
 
     def _dead_letter(self, job: Job, reason: str, detail: str, attempts: int) -> None:
-        log.warning(
+        logger.warning(
             "receiver %s: dead-lettering %s after %d attempt(s): %s",
             self.name,
             job.alert.idempotency_key,

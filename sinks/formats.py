@@ -25,9 +25,9 @@ from collections.abc import Mapping
 
 import orjson
 
+from earwitness.events import rfc3339
 from sinks.alerts import Alert, AlertState
 from sinks.rules import Severity
-from stream.events import rfc3339
 
 Headers = list[tuple[str, str | bytes | None]]
 """Kafka record headers, as confluent-kafka takes them."""

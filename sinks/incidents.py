@@ -54,12 +54,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from earwitness.events import CaptionEvent, EventKind
 from sinks.alerts import Alert, AlertState, Resolution
 from sinks.prose.evidence import Evidence, Why
 from sinks.rules import Rule, RuleSet
-from stream.events import CaptionEvent, EventKind
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _INCIDENT_NAMESPACE = uuid.UUID("3c0f8e1b-6a7d-5c2e-9f41-0b8d2a6e7c15")
 _NS_PER_S = 1_000_000_000
@@ -160,7 +160,9 @@ class IncidentTracker:
             if silent_ns is None:
                 continue
             self._put(key, None)
-            log.info("%s: no event from its stream for %d s; resolved", key, silent_ns // _NS_PER_S)
+            logger.info(
+                "%s: no event from its stream for %d s; resolved", key, silent_ns // _NS_PER_S
+            )
             if state.status is Status.FIRING:
                 alerts.append(_stale_resolved(self._rules.by_id[state.rule_id], state, silent_ns))
         return alerts
@@ -207,7 +209,7 @@ class IncidentTracker:
             if rule is not None:
                 self._states[key] = state
                 continue
-            log.warning("rule %s is gone; dropping its incident %s", state.rule_id, key)
+            logger.warning("rule %s is gone; dropping its incident %s", state.rule_id, key)
             self._changes[key] = None
             if state.status is Status.FIRING:
                 alerts.append(_orphan_resolved(state))

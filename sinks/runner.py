@@ -36,8 +36,9 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
-from earwitness.errors import KafkaFatalError
+from earwitness.events import CaptionEvent
 from earwitness.health import LoopHealth
+from earwitness.kafka import check_consumer_error, position
 from sinks import state as state_store
 from sinks.alerts import Alert
 from sinks.checkpoint import BadCaption, Batch, CheckpointAborted, Checkpointer
@@ -47,9 +48,8 @@ from sinks.incidents import IncidentTracker
 from sinks.metrics import AlertMetrics
 from sinks.rules import RuleSet
 from sinks.senders import Sender, build_sender
-from stream.events import CaptionEvent
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _WAIT_POLL_S = 0.1
 
@@ -72,13 +72,9 @@ class AlertRunner:
         self._at_end: set[int] = set()  # captions partitions read to their end (EOF seen last)
         self._stopping = threading.Event()
         self._drain_deadline = float("inf")
-        self._client = {
-            "bootstrap.servers": self._kafka.bootstrap_servers,
-            **self._kafka.client_config,
-        }
+        self._client = self._kafka.client_config()
         senders: dict[str, Sender] = {
-            name: build_sender(r, self._kafka.bootstrap_servers)
-            for name, r in settings.receivers.items()
+            name: build_sender(r, self._client) for name, r in settings.receivers.items()
         }
         self._dispatcher = Dispatcher(settings.receivers, senders, rules, metrics)
         self._resender = Resender(settings.receivers)
@@ -108,7 +104,7 @@ class AlertRunner:
         self._consumer.subscribe(
             [self._kafka.captions_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        log.info("alert runner consuming %s", self._kafka.captions_topic)
+        logger.info("alert runner consuming %s", self._kafka.captions_topic)
         try:
             while not self._stopping.is_set():
                 self._step()
@@ -147,14 +143,14 @@ class AlertRunner:
     def _observe(self, msg: Message, batch: Batch) -> list[Alert]:
         if not self._usable(msg):
             return []
-        topic, partition, offset = _position(msg)
+        topic, partition, offset = position(msg)
         self._at_end.discard(partition)
         batch.offsets[(topic, partition)] = offset + 1
         try:
             event = CaptionEvent.from_json(msg.value() or b"")
         except (ValidationError, ValueError) as exc:
             self._metrics.captions.labels("invalid").inc()
-            log.warning("bad caption at %s[%d]@%d", topic, partition, offset)
+            logger.warning("bad caption at %s[%d]@%d", topic, partition, offset)
             batch.bad_captions.append(
                 BadCaption(msg.key(), msg.value(), "invalid_caption", str(exc))
             )
@@ -177,7 +173,7 @@ class AlertRunner:
             if partition is not None:
                 self._at_end.add(partition)
         else:
-            self._consumer_error(error)
+            check_consumer_error(error)
         return False
 
     def _count(self, alerts: list[Alert]) -> None:
@@ -220,7 +216,7 @@ class AlertRunner:
             while not ticket.wait(_WAIT_POLL_S):
                 self.health.beat()
                 if time.monotonic() > self._drain_deadline:
-                    log.warning("drain timed out; uncommitted captions will be consumed again")
+                    logger.warning("drain timed out; uncommitted captions will be consumed again")
                     return False
                 self._poll_paused()
             return True
@@ -232,7 +228,7 @@ class AlertRunner:
         msg = self._consumer.poll(0)
         if msg is None or not self._usable(msg):
             return
-        topic, partition, offset = _position(msg)
+        topic, partition, offset = position(msg)
         self._at_end.discard(partition)
         self._consumer.seek(TopicPartition(topic, partition, offset))
         self._consumer.pause([TopicPartition(topic, partition)])
@@ -257,15 +253,10 @@ class AlertRunner:
                 self._consumer.seek(tp)
         self._restore_state()
 
-    def _consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaFatalError(f"consumer: {error.str()}")
-        log.warning("consumer: %s", error.str())
-
     # --- rebalance and shutdown -------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("assigned %d partition(s); loading incident state", len(partitions))
+        logger.info("assigned %d partition(s); loading incident state", len(partitions))
         self._at_end.clear()
         self._restore_state()
         self.health.assigned = bool(partitions)
@@ -281,7 +272,7 @@ class AlertRunner:
             batch.dead_letters = ticket.dead_letters if ticket else []
             self._commit(batch)
         else:
-            log.warning("revoked with deliveries in flight; the next owner redoes them")
+            logger.warning("revoked with deliveries in flight; the next owner redoes them")
 
     def _drain_left_s(self) -> float:
         if not self._stopping.is_set():
@@ -291,23 +282,12 @@ class AlertRunner:
     def _restore_state(self) -> None:
         states = state_store.load_state(self._client, self._kafka.state_topic)
         self._carry.extend(self._tracker.restore(states))
-        log.info("restored %d open incident(s)", len(states))
+        logger.info("restored %d open incident(s)", len(states))
 
     def _close(self) -> None:
-        log.info("alert runner stopping")
+        logger.info("alert runner stopping")
         try:
             self._consumer.close()
         finally:
             self._dispatcher.stop()
             self._checkpointer.close()
-
-
-def _position(msg: Message) -> tuple[str, int, int]:
-    """Topic, partition and offset of a consumed record (the stubs allow None for all three;
-    librdkafka sets them on every record it hands out, so None here is a broken client)."""
-    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-    if topic is None or partition is None or offset is None:
-        raise KafkaFatalError(
-            f"consumed a record without a position: {topic}[{partition}]@{offset}"
-        )
-    return topic, partition, offset

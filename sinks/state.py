@@ -3,18 +3,14 @@
 Key ``<rule_id>|<stream_id>``, value the :class:`~sinks.incidents.IncidentState` as JSON, or
 no value once the incident resolved. The runner writes these records in the same transaction
 as the consumed offsets, so state and offsets always agree; :func:`load_state` reads the topic
-back (``read_committed``) to its end.
+back (``read_committed``) to its end (:mod:`earwitness.compacted`).
 """
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-
-from earwitness.errors import ConfigError, TransientError
+from earwitness.compacted import read_to_end
 from sinks.incidents import IncidentState
 
 
@@ -23,56 +19,14 @@ def encode(state: IncidentState | None) -> bytes | None:
 
 
 def load_state(
-    client_config: Mapping[str, str], topic: str, timeout_s: float = 60.0
+    client_config: Mapping[str, str | int | float | bool], topic: str, timeout_s: float = 60.0
 ) -> dict[str, IncidentState]:
     """Every live incident in ``topic``; tombstones delete, later records win."""
-    consumer = Consumer(
-        {
-            **client_config,
-            "group.id": f"earwitness-state-loader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        return _read_all(consumer, topic, timeout_s)
-    finally:
-        consumer.close()
-
-
-def _read_all(consumer: Consumer, topic: str, timeout_s: float) -> dict[str, IncidentState]:
-    partitions = _partitions(consumer, topic, timeout_s)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     states: dict[str, IncidentState] = {}
-    at_end: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    while at_end != partitions:
-        if time.monotonic() > deadline:
-            raise TransientError(f"state topic {topic}: not read to its end in {timeout_s}s")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        error, partition = msg.error(), msg.partition()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF or partition is None:
-                raise TransientError(f"state topic {topic}: {error.str()}")
-            at_end.add(partition)
-            continue
-        key = (msg.key() or b"").decode()
-        value = msg.value()
+    for _, key, value in read_to_end(client_config, topic, timeout_s=timeout_s):
+        name = (key or b"").decode()
         if value is None:
-            states.pop(key, None)
+            states.pop(name, None)
         else:
-            states[key] = IncidentState.model_validate_json(value)
+            states[name] = IncidentState.model_validate_json(value)
     return states
-
-
-def _partitions(consumer: Consumer, topic: str, timeout_s: float) -> set[int]:
-    try:
-        metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-    except KafkaException as exc:
-        raise TransientError(f"state topic {topic}: {exc}") from exc
-    if metadata.error is not None:
-        raise ConfigError(f"state topic {topic}: {metadata.error.str()}")
-    return set(metadata.partitions)

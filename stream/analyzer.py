@@ -1,32 +1,32 @@
 """The poll loop: Kafka frames → windower → engine worker → caption events, exactly once.
 
-One thread (the caller of :meth:`Analyzer.run`) owns the consumer, the transactional producer,
-the windower and all bookkeeping; the engine runs on its own thread (``stream/worker.py``).
-Each turn::
+One thread (the caller of :meth:`Analyzer.run`) owns the consumer, the windower and all
+bookkeeping; the engine runs on its own thread behind a few calls (``stream/engine/``). Each
+turn::
 
-    consume ≤ 500 records (≤ 50 ms) ─► decode ─► windower.push ─► silent? done : engine
-                                       bad frame ─► dead letter (buffered for the checkpoint)
-    windower.tick (idle streams)       outcomes ─► per-stream order ─► events (buffered)
+    restore cursors of newly assigned partitions (they stay paused until then)
+    consume ≤ 500 records (≤ 50 ms) ─► decode ─► windower.push ─► silent? finished : engine
+                                       bad frame ─► dead letter (stream/deadletter.py)
+    windower.tick (idle streams)       outcomes ─► pending windows, in order per stream
+                                                   (stream/pending.py) ─► events (buffered)
     backpressure: pause all partitions above pause_queued_windows, resume below resume_...
-    every commit_interval_ms: checkpoint
+    every commit_interval_ms: checkpoint (stream/checkpoint.py: the commit order), then
+    retire idle streams and refresh the gauges
 
-**Commit order** (one Kafka transaction per checkpoint, ``earwitness/transactions.py``):
+Each window the windower emits is one entry in :class:`~stream.pending.PendingWindows` until
+its event is out: its key, close time, Kafka positions and outcome travel together, and one
+``forget`` drops them (and cancels them in the engine). Events of a stream are published in
+window order, so the changelog cursor says exactly which windows are out. On assignment the
+new partitions are paused until their cursors are read from the changelog (in the poll loop,
+not in the rebalance callback) and handed to the windower, which continues each stream from
+its cursor at its first replayed frame: windows already published are rebuilt but never
+published again. An aborted transaction rewinds every partition to its committed offset and
+reloads the cursors the same way.
 
-1. produce the buffered caption events and dead letters,
-2. produce each changed stream's cursor (last *published* window) to the changelog, into the
-   changelog partition equal to the stream's input partition, and each partition's dead-letter
-   mark if it dead-lettered records (replayed bad records are not dead-lettered again),
-3. ``send_offsets_to_transaction``: per input partition the lowest offset still needed by any
-   window not yet published (``stream/offsets.py``),
-4. ``commit_transaction``.
-
-Events of a stream are published in window order (``stream/ordering.py``), so the changelog
-cursor says exactly which windows are out. On assignment the cursors of the new partitions are
-read from the changelog and each stream is restored from its cursor before its first replayed
-frame: windows already published are rebuilt but never published again. An aborted
-transaction rewinds every partition to its committed offset and reloads the cursors.
-SIGTERM (``stop()``): stop fetching, let in-flight windows finish for up to ``drain_timeout_s``
-(the rest stay uncommitted and are replayed), checkpoint, leave the group.
+The windower's clock (``input_s``) stops while input is paused: a stream is idle when its
+frames stop arriving, not while we choose not to read them. SIGTERM (``stop()``): stop
+fetching, let in-flight windows finish for up to ``drain_timeout_s`` (the rest stay
+uncommitted and are replayed), checkpoint, leave the group.
 """
 
 from __future__ import annotations
@@ -34,35 +34,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from earwitness import failpoints
-from earwitness.errors import BadInputError, KafkaFatalError, TransientError
-from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
-from stream.batcher import Outcome
-from stream.changelog import DEAD_LETTER_MARK_KEY, encode_cursor, encode_mark, load_cursors
-from stream.config import AnalyzerSettings, SilencePolicy
-from stream.cursors import StreamCursors
+from earwitness.errors import BadInputError, EngineDeadError
+from earwitness.kafka import check_consumer_error, position
+from earwitness.transactions import TransactionAborted, TransactionalProducer
+from stream.changelog import load_cursors
+from stream.checkpoint import Checkpoint
+from stream.clients import consumer_config, producer_config, retrying, txn_call_timeout_s
+from stream.config import AnalyzerSettings
 from stream.deadletter import dead_letter
-from stream.events import EventKind, cloudevent_headers, window_event
-from stream.http import Health
+from stream.engine import EngineWorker, Outcome
 from stream.metrics import AnalyzerMetrics
-from stream.offsets import OffsetTracker, WindowKey
-from stream.ordering import InOrder
-from stream.worker import EngineWorker
-from windowing import Windower
+from stream.outcome import EventContext, event_of
+from stream.pending import Pending
+from stream.probes import Health
+from stream.state import AnalyzerState
 from windowing.window import Window
 from windowing.wire import Headers, decode_frame
 
@@ -71,20 +62,8 @@ logger = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_ENGINE_DEAD = 3
 TICK_INTERVAL_S = 0.25
-
-
-def window_key(window: Window) -> WindowKey:
-    return (window.stream_id, window.segment_id, window.index)
-
-
-@dataclass(frozen=True)
-class Done:
-    """A window whose fate is known, waiting for its turn to be published."""
-
-    window: Window
-    closed_ns: int
-    outcome: Outcome | None = None
-    """None: silent window (no engine)."""
+INIT_DEADLINE_S = 120.0
+"""How long init_transactions retries a broker blip after the warm-up (not to waste it)."""
 
 
 class Analyzer:
@@ -101,10 +80,7 @@ class Analyzer:
         self.worker = worker
         self.metrics = metrics
         self.health = health
-        self.windower = Windower(settings.windowing)
-        self.offsets = OffsetTracker()
-        self.order: InOrder[Done] = InOrder()
-        self.cursors = StreamCursors()
+        self.state = AnalyzerState(settings)
         kafka = settings.kafka
         self.consumer = Consumer(
             {**consumer_config(settings), "stats_cb": self._on_stats}, logger=logger
@@ -112,18 +88,14 @@ class Analyzer:
         self.txn = TransactionalProducer(
             producer_config(settings), kafka.txn_id(), txn_call_timeout_s(settings)
         )
-        metrics.watch_windower(self.windower)
-        self._records: list[Record] = []
-        self._dead_lettered_below: dict[int, int] = {}
-        """Per partition: bad records below this offset are dead-lettered (changelog mark)."""
-        self._marks_dirty: set[int] = set()
-        self._committing_closed_ns: list[int] = []
-        self._closed_ns: dict[WindowKey, int] = {}
+        self.checkpoint = Checkpoint(kafka, self.txn)
+        self.context = EventContext.of(settings, self.txn.transactional_id)
         self._assigned: set[int] = set()
+        self._restoring: set[int] = set()
         self._stop = threading.Event()
-        self._paused = False
+        self._paused_since: float | None = None
+        self._paused_total_s = 0.0
         self._last_tick_s = 0.0
-        self._last_commit_s = time.monotonic()
 
     def stop(self) -> None:
         """Ask the loop to drain and return (safe from a signal handler or another thread)."""
@@ -131,8 +103,8 @@ class Analyzer:
 
     def run(self) -> int:
         """Consume until ``stop()`` or engine death; returns the process exit code."""
-        self.txn.init()
-        topic = self.settings.kafka.input_topic
+        self.txn.init(deadline_s=INIT_DEADLINE_S)
+        topic = self.settings.kafka.frames_topic
         self.consumer.subscribe(
             [topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -159,27 +131,38 @@ class Analyzer:
     # --- one turn -------------------------------------------------------------------------
 
     def _turn(self) -> None:
+        if self._restoring:
+            self._restore_pending()
         messages = self.consumer.consume(500, timeout=0.05)
         now_s = time.monotonic()
         for msg in messages:
             self._on_message(msg, now_s)
         if now_s - self._last_tick_s >= TICK_INTERVAL_S:
             self._last_tick_s = now_s
-            self._route(self.windower.tick(now_s))
+            if self._paused_since is None:  # idle means no frames arriving, not paused input
+                self._route(self.state.windower.tick(self._input_s(now_s)))
         self._take_outcomes()
-        self._backpressure()
-        if (now_s - self._last_commit_s) * 1000 >= self.settings.kafka.commit_interval_ms:
+        self._backpressure(now_s)
+        if (now_s - self.checkpoint.last_s) * 1000 >= self.settings.kafka.commit_interval_ms:
             self._checkpoint()
+            self._housekeeping(now_s)
         self.health.beat()
+
+    def _input_s(self, now_s: float) -> float:
+        """The windower's clock: monotonic time with the paused spells taken out."""
+        paused = self._paused_total_s
+        if self._paused_since is not None:
+            paused += now_s - self._paused_since
+        return now_s - paused
 
     def _on_message(self, msg: Message, now_s: float) -> None:
         error = msg.error()
         if error is not None:
-            self._on_consumer_error(error)
+            check_consumer_error(error)
             return
         self.metrics.frames_in.inc()
-        partition, offset = _position(msg)
-        self.offsets.consumed(partition, offset)
+        _, partition, offset = position(msg)
+        self.state.offsets.consumed(partition, offset)
         try:
             frame = decode_frame(
                 msg.key(),
@@ -191,196 +174,138 @@ class Analyzer:
         except BadInputError as exc:
             self._dead_letter(msg, exc)
             return
-        self.cursors.seen(frame.stream_id, partition)
-        if frame.stream_id not in self.windower:
-            self._reopen(frame.stream_id, now_s)
-        self._route(self.windower.push(frame, now_s))
-
-    def _reopen(self, stream_id: str, now_s: float) -> None:
-        """A stream the windower does not hold: continue from its last emitted cursor."""
-        cursor = self.cursors.emitted.get(stream_id)
-        if cursor is not None:
-            self._route(self.windower.restore(cursor, now_s))
-
-    def _on_consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaFatalError(f"consumer: {error.str()}")
-        logger.warning("consumer: %s", error.str())
+        self.state.seen(frame.stream_id, partition, offset, frame.ts_ns, now_s)
+        self._route(self.state.windower.push(frame, self._input_s(now_s)))
 
     def _dead_letter(self, msg: Message, exc: BadInputError) -> None:
-        partition, offset = _position(msg)
-        if offset < self._dead_lettered_below.get(partition, 0):
-            return  # replayed: its dead letter is out already (see stream/changelog.py)
-        self._dead_lettered_below[partition] = offset + 1
-        self._marks_dirty.add(partition)
+        if not self.state.dead_letters.first_time(msg):
+            return  # replayed: its dead letter is out already (see stream/deadletter.py)
         self.metrics.bad_frames.labels(exc.reason).inc()
         logger.warning(
             "bad frame at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc
         )
-        key, value, headers = dead_letter(msg, exc)
-        self._records.append(Record(self.settings.kafka.dlq_topic, key, value, headers))
+        self.checkpoint.add_dead_letter(*dead_letter(msg, exc, self.settings.dead_letter))
 
     # --- windows and outcomes -------------------------------------------------------------
 
     def _route(self, windows: list[Window]) -> None:
-        """Windows fresh from the windower: ordered per stream; the silent ones skip the engine."""
+        """Windows fresh from the windower: pending in order; the silent ones skip the engine."""
         closed_ns = time.time_ns()
+        gate = self.settings.batch.activity_gate_db
         for window in windows:
-            key = window_key(window)
-            self.cursors.on_emitted(window.cursor)
-            self.order.expect(key)
-            self.offsets.hold(key, window.positions)
-            if window.silent:
+            entry = self.state.pending.add(window, closed_ns)
+            if window.marker:  # closes its segment, publishes only the final cursor
+                self._finish(entry.key, None)
+            elif window.silent:
                 self.metrics.windows.labels("silent").inc()
-                self._finish(key, Done(window, closed_ns))
+                self._finish(entry.key, None)
+            elif gate is not None and window.activity_db < gate:
+                self.metrics.windows.labels("inactive").inc()
+                entry.skipped = f"inactive: {window.activity_db:.1f} dB over the noise floor"
+                self._finish(entry.key, None)
             else:
-                self._closed_ns[key] = closed_ns
-                self.worker.submit(window)
-                self.metrics.windows.labels("submitted").inc()
+                self._submit(window)
+
+    def _submit(self, window: Window) -> None:
+        try:
+            self.worker.submit(window)
+        except EngineDeadError as exc:  # the loop sees worker.dead and commits what is done
+            logger.error("cannot submit %s: %s", window.key, exc)
+            return
+        self.metrics.windows.labels("submitted").inc()
 
     def _take_outcomes(self) -> None:
         for outcome in self.worker.take_outcomes():
-            key = window_key(outcome.window)
-            closed_ns = self._closed_ns.pop(key, time.time_ns())
-            self._finish(key, Done(outcome.window, closed_ns, outcome))
+            if not outcome.cancelled:  # a window forgotten here; its replay is another entry
+                self._finish(outcome.window.key, outcome)
         self.metrics.inflight.set(self.worker.pending)
 
-    def _finish(self, key: WindowKey, done: Done) -> None:
-        for ready in self.order.finish(key, done):
+    def _finish(self, key: tuple[str, int, int], outcome: Outcome | None) -> None:
+        for ready in self.state.pending.finish(key, outcome):
             self._publish(ready)
 
-    def _publish(self, done: Done) -> None:
+    def _publish(self, entry: Pending) -> None:
         """Buffer the window's event for the next checkpoint and move the stream's cursor."""
-        window, outcome = done.window, done.outcome
+        self._count(entry.outcome)
+        event = event_of(entry, self.context)
+        if event is not None:
+            self.checkpoint.add_event(event)
+        self.state.cursors.on_published(entry.window.cursor)
+
+    def _count(self, outcome: Outcome | None) -> None:
         if outcome is None:
-            if self.settings.batch.silence is SilencePolicy.EVENT:
-                self._emit(window, EventKind.SILENCE, done.closed_ns, skipped="silence")
-        elif outcome.shed is not None:
+            return
+        if outcome.shed is not None:
             self.metrics.windows.labels("shed").inc()
-            self._emit(window, EventKind.SHED, done.closed_ns, skipped=f"shed: {outcome.shed}")
         elif outcome.result is not None:
             self.metrics.batch_size.observe(outcome.batch_size)
             self.metrics.engine_latency.observe(outcome.result.engine_latency_ms / 1000)
             self.metrics.windows.labels("captioned").inc()
-            self._emit(
-                window,
-                EventKind.CAPTION,
-                done.closed_ns,
-                caption=outcome.result.text,
-                engine_latency_ms=outcome.result.engine_latency_ms,
-            )
         else:
             self.metrics.windows.labels("failed").inc()
-            self._emit(window, EventKind.ERROR, done.closed_ns, error=outcome.error)
-        self.cursors.on_published(window.cursor)
-        self.offsets.release(window_key(window))
-
-    def _emit(
-        self,
-        window: Window,
-        kind: EventKind,
-        closed_ns: int,
-        *,
-        caption: str | None = None,
-        engine_latency_ms: float | None = None,
-        skipped: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        engine = self.settings.engine
-        event = window_event(
-            window,
-            kind,
-            model=engine.model,
-            model_revision=engine.revision or "main",
-            closed_ns=closed_ns,
-            caption=caption,
-            engine_latency_ms=engine_latency_ms,
-            skipped=skipped,
-            error=error,
-        )
-        self._records.append(
-            Record(
-                self.settings.kafka.output_topic,
-                window.stream_id.encode(),
-                event.to_json(),
-                cloudevent_headers(event),
-            )
-        )
-        self._committing_closed_ns.append(closed_ns)
 
     # --- flow control and checkpoints -----------------------------------------------------
 
-    def _backpressure(self) -> None:
+    def _backpressure(self, now_s: float) -> None:
         """Pause every assigned partition above the high watermark, resume below the low one."""
         pending, batch = self.worker.pending, self.settings.batch
-        if not self._paused and pending >= batch.pause_queued_windows:
+        if self._paused_since is None and pending >= batch.pause_queued_windows:
             self.consumer.pause(self.consumer.assignment())
-            self._paused = True
+            self._paused_since = now_s
             logger.info("paused input: %d windows pending", pending)
-        elif self._paused and pending <= batch.resume_queued_windows:
-            self.consumer.resume(self.consumer.assignment())
-            self._paused = False
+        elif self._paused_since is not None and pending <= batch.resume_queued_windows:
+            self._resume([tp.partition for tp in self.consumer.assignment()])
+            self._paused_total_s += now_s - self._paused_since
+            self._paused_since = None
             logger.info("resumed input: %d windows pending", pending)
-        self.metrics.paused.set(len(self._assigned) if self._paused else 0)
+        self.metrics.paused.set(len(self._assigned) if self._paused_since is not None else 0)
+
+    def _resume(self, partitions: list[int]) -> None:
+        """Resume what neither backpressure nor a pending restore holds back."""
+        topic = self.settings.kafka.frames_topic
+        ready = [p for p in partitions if p not in self._restoring]
+        self.consumer.resume([TopicPartition(topic, p) for p in ready])
 
     def _checkpoint(self) -> None:
-        """One transaction: events + dead letters, changelog cursors, offsets (module doc)."""
-        self._last_commit_s = time.monotonic()
-        kafka = self.settings.kafka
-        changelog = [
-            Record(
-                kafka.changelog,
-                c.stream_id.encode(),
-                encode_cursor(c),
-                partition=self.cursors.partition_of[c.stream_id],
-            )
-            for c in self.cursors.take_dirty()
-        ]
-        changelog += [
-            Record(
-                kafka.changelog,
-                DEAD_LETTER_MARK_KEY,
-                encode_mark(self._dead_lettered_below[p]),
-                partition=p,
-            )
-            for p in sorted(self._marks_dirty)
-        ]
-        offsets = self.offsets.committable(self.windower.oldest_needed().values())
-        if not (self._records or changelog or offsets):
-            return
+        """One transaction: events + dead letters, changelog cursors, offsets (checkpoint.py)."""
+        state = self.state
+        offsets = state.committable()
         try:
-            self.txn.commit(
-                [*self._records, *changelog],
-                {(kafka.input_topic, p): o for p, o in offsets.items()},
+            closed = self.checkpoint.commit(
+                state.cursors.changed(),
+                state.cursors.tombstones(),
+                state.dead_letters.changed_marks(),
+                offsets,
                 self.consumer,
             )
         except TransactionAborted:
             self._rewind(sorted(self._assigned))
             return
-        self._committed(offsets)
-
-    def _committed(self, offsets: dict[int, int]) -> None:
-        self.offsets.committed(offsets)
-        self.cursors.checkpointed()
-        self._marks_dirty.clear()
-        self._records.clear()
+        if closed is None:
+            return
+        state.checkpointed(offsets)
         now_ns = time.time_ns()
-        for closed_ns in self._committing_closed_ns:
+        for closed_ns in closed:
             self.metrics.end_to_end.observe(max(0, now_ns - closed_ns) / 1e9)
-        self._committing_closed_ns.clear()
         self.metrics.commits.inc()
+
+    def _housekeeping(self, now_s: float) -> None:
+        """After a checkpoint: retire idle streams, refresh the gauges the HTTP thread reads."""
+        self.metrics.streams_retired.inc(self.state.retire_idle(now_s))
+        self.metrics.observe_windower(self.state.windower)
+        self.metrics.behind.set(self.state.behind_s(time.time_ns()))
+        self.metrics.engine_stalled.set(self.worker.stalled_s)
 
     def _rewind(self, partitions: list[int]) -> None:
         """Drop everything since the last commit for ``partitions`` and replay from there."""
         logger.warning("rewinding partitions %s to their committed offsets", partitions)
-        self._records.clear()
-        self._committing_closed_ns.clear()
+        self.checkpoint.discard()
         self._forget(partitions)
-        _retrying("rewind", lambda: self._seek_committed(partitions))
-        _retrying("restore", lambda: self._restore(partitions))
+        retrying("rewind", lambda: self._seek_committed(partitions))
+        self._await_restore(partitions)
 
     def _seek_committed(self, partitions: list[int]) -> None:
-        topic = self.settings.kafka.input_topic
+        topic = self.settings.kafka.frames_topic
         committed = self.consumer.committed([TopicPartition(topic, p) for p in partitions], 30)
         for tp in committed:
             offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
@@ -404,13 +329,10 @@ class Analyzer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = sorted(tp.partition for tp in partitions)
-        logger.info("assigned %s", numbers)
-        self._restore(numbers)
-        failpoints.hit("assign.restored")
+        logger.info("assigned %s; paused until their cursors are restored", numbers)
         self._assigned.update(numbers)
         consumer.incremental_assign(partitions)
-        if self._paused:
-            consumer.pause(partitions)
+        self._await_restore(numbers)
         self.health.assigned = bool(self._assigned)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -432,88 +354,45 @@ class Analyzer:
         self._rewind(sorted(self._assigned))
         self.health.assigned = bool(self._assigned)
 
-    def _restore(self, partitions: list[int]) -> None:
-        """Read the partitions' cursors from the changelog before their records are processed."""
-        if not partitions:
-            return
+    def _await_restore(self, partitions: list[int]) -> None:
+        """Hold the partitions paused until the next turn has restored their cursors."""
+        topic = self.settings.kafka.frames_topic
+        self.consumer.pause([TopicPartition(topic, p) for p in partitions])
+        self._restoring.update(partitions)
+
+    def _restore_pending(self) -> None:
+        """Read the cursors of every partition waiting for them at once, then let them flow."""
+        partitions = sorted(self._restoring & self._assigned)
         kafka = self.settings.kafka
-        for partition in partitions:
-            restored = load_cursors(kafka.client_config(), kafka.changelog, [partition])
-            self.cursors.restored(restored.cursors, partition)
-            self._dead_lettered_below[partition] = restored.dead_lettered_below.get(partition, 0)
+        restored = retrying(
+            "restore", lambda: load_cursors(kafka.client_config(), kafka.changelog, partitions)
+        )
+        self._route(self.state.restored(restored, partitions, self._input_s(time.monotonic())))
+        failpoints.hit("assign.restored")
+        self._restoring.clear()
+        if self._paused_since is None:
+            self._resume(partitions)
 
     def _forget(self, partitions: list[int]) -> None:
-        """Drop all state of the partitions' streams; their outcomes will be ignored."""
-        streams = self.cursors.streams_in(partitions)
-        for stream_id in streams:
-            self.windower.forget(stream_id)
-        dropped = self.order.forget(streams)
-        self.cursors.forget(streams)
-        self.offsets.forget(partitions)
-        for partition in partitions:
-            self._dead_lettered_below.pop(partition, None)
-            self._marks_dirty.discard(partition)
+        """Drop all state of the partitions' streams, in the engine too."""
+        dropped = self.state.forget(partitions)
+        self.worker.cancel([entry.key for entry in dropped if not entry.finished])
+        self._restoring.difference_update(partitions)
         if dropped:
-            logger.info("dropped %d unpublished windows of partitions %s", dropped, partitions)
+            logger.info("dropped %d unpublished windows of partitions %s", len(dropped), partitions)
 
     def _on_stats(self, stats_json: str) -> None:
-        """librdkafka statistics (every 5 s, on this thread): per-partition consumer lag."""
-        topic = orjson.loads(stats_json).get("topics", {}).get(self.settings.kafka.input_topic)
-        for partition, stats in (topic or {}).get("partitions", {}).items():
-            lag = stats.get("consumer_lag", -1)
-            if partition != "-1" and lag >= 0:
-                self.metrics.lag.labels(partition).set(lag)
+        """librdkafka statistics (every 5 s, on this thread): per-partition log end and lag.
 
-
-def consumer_config(settings: AnalyzerSettings) -> dict[str, object]:
-    kafka = settings.kafka
-    config: dict[str, object] = {
-        **kafka.client_config(),
-        "group.id": kafka.group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": kafka.session_timeout_ms,
-        "max.poll.interval.ms": kafka.max_poll_interval_ms,
-        "statistics.interval.ms": 5000,
-    }
-    if kafka.group_instance_id:
-        config["group.instance.id"] = kafka.group_instance_id
-    return config
-
-
-def _position(msg: Message) -> tuple[int, int]:
-    """``(partition, offset)`` of a consumed record (the client always sets both)."""
-    partition, offset = msg.partition(), msg.offset()
-    if partition is None or offset is None:
-        raise KafkaFatalError(f"a consumed record without a position: {msg.topic()}")
-    return partition, offset
-
-
-def _retrying(what: str, step: Callable[[], None], deadline_s: float = 120.0) -> None:
-    """Retry a broker round trip while the broker comes back (after a restart, say)."""
-    give_up = time.monotonic() + deadline_s
-    while True:
-        try:
-            step()
-            return
-        except (KafkaException, TransientError) as exc:
-            if time.monotonic() > give_up:
-                raise KafkaFatalError(f"{what}: broker unreachable for {deadline_s:.0f} s") from exc
-            logger.warning("%s failed, retrying: %s", what, exc)
-            time.sleep(1.0)
-
-
-def txn_call_timeout_s(settings: AnalyzerSettings) -> float:
-    """A transactional call must end well inside the transaction's own broker-side timeout."""
-    return min(30.0, settings.kafka.transaction_timeout_ms / 2000)
-
-
-def producer_config(settings: AnalyzerSettings) -> dict[str, object]:
-    return {
-        **settings.kafka.client_config(),
-        "transaction.timeout.ms": settings.kafka.transaction_timeout_ms,
-        "linger.ms": 5,
-        "compression.type": "zstd",
-    }
+        The lag is the log end (last stable offset) minus this analyzer's position, not the
+        committed offset, which trails a keeping-up analyzer by (window - hop) of audio per
+        stream (and moves only through the producer's transactions).
+        """
+        topic = orjson.loads(stats_json).get("topics", {}).get(self.settings.kafka.frames_topic)
+        for name, stats in (topic or {}).get("partitions", {}).items():
+            partition = int(name)
+            end = stats.get("ls_offset", stats.get("hi_offset", -1))
+            if partition < 0 or end < 0 or partition not in self._assigned:
+                continue
+            self.state.log_end[partition] = end
+            self.metrics.lag.labels(name).set(max(0, end - self.state.offsets.position(partition)))

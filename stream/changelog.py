@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-import uuid
 from collections.abc import Mapping
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from earwitness.errors import BadInputError, TransientError
+from earwitness.compacted import read_to_end
+from earwitness.errors import BadInputError
 from windowing.window import Cursor
 
 logger = logging.getLogger(__name__)
@@ -39,6 +37,8 @@ class Restored:
     """What changelog partitions hold: stream cursors and per-partition dead-letter marks."""
 
     cursors: dict[str, Cursor] = dataclasses.field(default_factory=dict)
+    partition_of: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The changelog (= input) partition of each stream's cursor."""
     dead_lettered_below: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
@@ -67,47 +67,10 @@ def load_cursors(
     timeout_s: float = 60.0,
 ) -> Restored:
     """Latest stream cursors and dead-letter marks in ``partitions`` (read to the end)."""
-    consumer = Consumer(
-        {
-            **client_config,
-            "group.id": f"earwitness-changelog-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        return _read_to_end(consumer, topic, partitions, timeout_s)
-    except KafkaException as exc:
-        raise TransientError(f"cannot read changelog {topic}: {exc}") from exc
-    finally:
-        consumer.close()
-
-
-def _read_to_end(
-    consumer: Consumer, topic: str, partitions: list[int], timeout_s: float
-) -> Restored:
-    """Read until the position passes each partition's end (transaction markers included)."""
-    ends = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout_s)[1]
-        for p in partitions
-    }
-    todo = {p for p, end in ends.items() if end > 0}
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
     restored = Restored()
-    deadline = time.monotonic() + timeout_s
-    while todo:
-        if time.monotonic() > deadline:
-            raise TransientError(f"changelog {topic} not read to its end in {timeout_s:.0f} s")
-        msg = consumer.poll(0.2)
-        if msg is not None and msg.error():
-            raise KafkaException(msg.error())
-        if msg is not None:
-            partition = msg.partition()
-            assert partition is not None  # a consumed record has one
-            _apply(restored, partition, msg.key(), msg.value())
-        positions = consumer.position([TopicPartition(topic, p) for p in todo])
-        todo -= {tp.partition for tp in positions if tp.offset >= ends[tp.partition]}
-    logger.info("restored %d stream cursors from %s %s", len(restored.cursors), topic, sorted(ends))
+    for partition, key, value in read_to_end(client_config, topic, partitions, timeout_s):
+        _apply(restored, partition, key, value)
+    logger.info("restored %d stream cursors from %s %s", len(restored.cursors), topic, partitions)
     return restored
 
 
@@ -124,6 +87,7 @@ def _apply(restored: Restored, partition: int, key: bytes | None, value: bytes |
         return
     try:
         cursors[stream_id] = decode_cursor(value)
+        restored.partition_of[stream_id] = partition
     except BadInputError as exc:
         logger.error("skipping changelog record of %s: %s", stream_id, exc.detail)
 

@@ -3,38 +3,34 @@
 ::
 
     AnalyzerSettings            (root; the only class that reads the environment)
-    ├── kafka: KafkaSettings    broker, topics, group, extra librdkafka properties
+    ├── kafka: KafkaSettings    broker and client security (earwitness/kafka.py), topics, group
     ├── windowing: WindowSettings   (windowing/config.py)
-    ├── engine: EngineSettings      (stream/engine.py)
-    ├── batch: BatchSettings    micro-batching and flow control
+    ├── engine: EngineSettings      (stream/engine/settings.py)
+    ├── batch: BatchSettings        (stream/engine/settings.py) micro-batching and flow control
+    ├── dead_letter: DeadLetterSettings   what a bad frame's dead letter keeps
     └── http: HttpSettings      /metrics, /healthz, /readyz
 """
 
 from __future__ import annotations
 
 import uuid
-from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from earwitness.config import Settings, load_settings
-from stream.engine import EngineSettings
+from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
+from stream.engine.settings import BatchSettings, EngineSettings
 from windowing.config import WindowSettings
 
 
-class KafkaSettings(BaseModel):
-    """Where frames come from and captions go."""
+class KafkaSettings(KafkaClientSettings):
+    """Where frames come from and captions go (the cluster itself: :class:`KafkaClientSettings`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
-    )
-    input_topic: str = Field(default="earwitness.frames", description="Topic of audio frames.")
-    output_topic: str = Field(default="earwitness.captions", description="Topic of captions.")
+    frames_topic: str = frames_topic_field()
+    captions_topic: str = captions_topic_field()
     dead_letter_topic: str | None = Field(
-        default=None, description="Topic for bad frames; default '<input_topic>.dlq'."
+        default=None, description="Topic for bad frames; default '<frames_topic>.dlq'."
     )
     changelog_topic: str | None = Field(
         default=None,
@@ -59,7 +55,7 @@ class KafkaSettings(BaseModel):
         default=True, description="Create missing output, dead-letter and changelog topics."
     )
     new_topic_partitions: int = Field(
-        default=1, ge=1, description="Partitions of the input topic if the analyzer creates it."
+        default=1, ge=1, description="Partitions of the frames topic if the analyzer creates it."
     )
     replication_factor: int = Field(
         default=-1, description="Replication of created topics; -1 = the broker's default."
@@ -71,17 +67,17 @@ class KafkaSettings(BaseModel):
     commit_interval_ms: int = Field(
         default=1_000, ge=10, description="How often finished work is committed."
     )
-    client: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra librdkafka properties for every client (security.protocol, sasl...).",
-    )
-    sasl_password: SecretStr | None = Field(
-        default=None, description="SASL password; set from a secret, never from the file."
+    cursor_retention_s: float = Field(
+        default=3600.0,
+        gt=0.0,
+        description="A stream idle this long, whose frames are all committed, is forgotten: its "
+        "state leaves memory and its changelog cursor is tombstoned (memory stays bounded by "
+        "the streams alive). If it comes back, its next frame starts a new segment.",
     )
 
     @property
     def dlq_topic(self) -> str:
-        return self.dead_letter_topic or f"{self.input_topic}.dlq"
+        return self.dead_letter_topic or f"{self.frames_topic}.dlq"
 
     @property
     def changelog(self) -> str:
@@ -93,74 +89,24 @@ class KafkaSettings(BaseModel):
         suffix = self.group_instance_id or uuid.uuid4().hex[:12]
         return f"{self.group_id}-{suffix}"
 
-    def client_config(self) -> dict[str, str | int | float | bool]:
-        """Properties common to every client the analyzer makes."""
-        config: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            **self.client,
-        }
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        return config
 
-
-class SilencePolicy(StrEnum):
-    """What happens to windows below the silence gate."""
-
-    SKIP = "skip"
-    """Publish nothing for the window."""
-    EVENT = "event"
-    """Publish a ``silence`` event without asking the engine."""
-
-
-class ShedPolicy(StrEnum):
-    """What load shedding does with windows that waited longer than ``max_lag_s``."""
-
-    SKIP = "skip"
-    """Shed every stale window (oldest first); each becomes a ``shed`` event."""
-    WIDEN = "widen"
-    """Shed stale windows of odd index only: the stream's hop doubles while overloaded."""
-
-
-class BatchSettings(BaseModel):
-    """Micro-batching in front of the engine, and flow control in front of the batcher."""
+class DeadLetterSettings(BaseModel):
+    """What a bad frame's dead-letter record keeps (stream/deadletter.py)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_batch: int = Field(default=16, ge=1, description="Most windows sent to the engine at once.")
-    max_wait_ms: float = Field(
-        default=50.0, ge=0.0, description="Longest wait to fill a batch after its first window."
+    include_payload: bool = Field(
+        default=True,
+        description="Copy the bad frame's value (its audio) into its dead letter. Off: the "
+        "record keeps the reason and the ew-src-* reference to the frame, but no audio "
+        "(privacy; the frame itself lives as long as the frames topic keeps it).",
     )
-    max_inflight: int = Field(
-        default=64, ge=1, description="Most windows inside the engine at any moment."
-    )
-    silence: SilencePolicy = Field(
-        default=SilencePolicy.EVENT, description="Windows below the silence gate: skip or event."
-    )
-    max_lag_s: float = Field(
-        default=120.0,
-        gt=0.0,
-        description="A window queued longer than this is shed under the shed policy.",
-    )
-    shed: ShedPolicy = Field(
-        default=ShedPolicy.SKIP,
-        description="skip: shed the stale window; widen: shed stale "
-        "windows of odd index (doubling the hop while overloaded).",
-    )
-    request_retries: int = Field(
-        default=1,
-        ge=0,
-        le=5,
-        description="Retries of a failed engine request before an error event.",
-    )
-    drain_timeout_s: float = Field(
-        default=30.0, ge=0.0, description="On SIGTERM, how long in-flight windows may finish."
-    )
-    pause_queued_windows: int = Field(
-        default=256, ge=1, description="Pause input partitions when this many windows wait."
-    )
-    resume_queued_windows: int = Field(
-        default=64, ge=0, description="Resume them when the queue is back at this many."
+    max_record_bytes: int = Field(
+        default=512 * 1024,
+        ge=1024,
+        description="Largest dead letter produced: a bad record's key, value and headers are "
+        "left out (and said so in ew-dropped) past it. Keep it under the broker's "
+        "message.max.bytes (1 MB by default): one oversize record must never stop the analyzer.",
     )
 
 
@@ -174,12 +120,13 @@ class HttpSettings(BaseModel):
 
 
 class AnalyzerSettings(Settings):
-    """Everything ``earwitness analyze`` needs; see ``docs/configuration.md``."""
+    """Everything ``earwitness analyze`` needs; ``docs/analyzer.md`` lists the settings."""
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     windowing: WindowSettings = Field(default_factory=WindowSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     failpoints: dict[str, int] = Field(
         default_factory=dict,

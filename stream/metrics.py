@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -62,35 +62,72 @@ class AnalyzerMetrics:
         )
         self.lag = Gauge(
             "earwitness_consumer_lag_frames",
-            "Frames behind the log end, per partition.",
+            "Frames not read yet, per partition: the log end (last stable offset) minus the "
+            "analyzer's position (librdkafka statistics, every 5 s). Not the committed offset: "
+            "a keeping-up analyzer commits (window - hop) of audio per stream behind.",
             ["partition"],
             registry=r,
         )
         self.commits = Counter("earwitness_commits_total", "Offset commits.", registry=r)
+        self.behind = Gauge(
+            "earwitness_behind_realtime_seconds",
+            "How far the analyzer is behind real time: the age (wall clock against ew-ts) of "
+            "the oldest window not yet published, or of the newest frame read on a partition "
+            "with unread frames, whichever is more. The autoscaling signal.",
+            registry=r,
+        )
+        self.engine_stalled = Gauge(
+            "earwitness_engine_stalled_seconds",
+            "How long windows have been in the engine with no caption coming out (0: none in "
+            "it, or captions flowing). Past engine.stall_unready_s /readyz fails, past "
+            "engine.stall_unhealthy_s /healthz.",
+            registry=r,
+        )
+        ProcessCollector(registry=r)  # process_start_time_seconds: restarts, memory, CPU
+        self.streams_retired = Counter(
+            "earwitness_streams_retired_total",
+            "Idle streams forgotten (state dropped, changelog cursor tombstoned).",
+            registry=r,
+        )
+        self.windower = WindowerSnapshot()
+        r.register(WindowerCollector(self.windower))
 
-    def watch_windower(self, windower: Windower) -> None:
-        """Export the windower's running totals (read at scrape time)."""
-        self.registry.register(WindowerCollector(windower))
+    def observe_windower(self, windower: Windower) -> None:
+        """Copy the windower's figures for the HTTP thread (the poll loop calls this)."""
+        self.windower.stats = replace(windower.stats)
+        self.windower.streams = len(windower)
+        self.windower.held_bytes = windower.held_bytes()
+
+
+@dataclass
+class WindowerSnapshot:
+    """The windower's figures as of the poll loop's last copy: the HTTP thread reads only this,
+    never the windower itself (whose dicts the poll loop changes meanwhile)."""
+
+    stats: WindowStats = field(default_factory=WindowStats)
+    streams: int = 0
+    held_bytes: int = 0
 
 
 class WindowerCollector(Collector):
     """``earwitness_windower_<stat>_total`` for every field of ``WindowStats``, plus gauges."""
 
-    def __init__(self, windower: Windower) -> None:
-        self.windower = windower
+    def __init__(self, snapshot: WindowerSnapshot) -> None:
+        self.snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.windower.stats
+        snapshot = self.snapshot
+        stats = snapshot.stats
         for stat in fields(WindowStats):
             name = f"earwitness_windower_{stat.name}"
             yield CounterMetricFamily(
                 name, stat.metadata.get("doc", stat.name), value=getattr(stats, stat.name)
             )
         yield GaugeMetricFamily(
-            "earwitness_streams", "Streams held by the windower.", value=len(self.windower)
+            "earwitness_streams", "Streams held by the windower.", value=snapshot.streams
         )
         yield GaugeMetricFamily(
             "earwitness_held_audio_bytes",
             "Audio bytes the windower holds.",
-            value=self.windower.held_bytes(),
+            value=snapshot.held_bytes,
         )

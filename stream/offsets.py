@@ -10,7 +10,9 @@
 
 A frame is needed until every window that uses it is published; a restart replays from the
 committed offset, so at most the audio of one window per stream is read twice and nothing
-acknowledged is lost. Positions are ``(partition, offset)`` tuples.
+acknowledged is lost. Positions are ``(partition, offset)`` tuples. The holds come from the
+windower (``Windower.oldest_needed``) and from the windows not yet published
+(``stream/pending.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._next: dict[int, int] = {}
-        self._pending: dict[WindowKey, Position] = {}
         self._committed: dict[int, int] = {}
 
     def consumed(self, partition: int, offset: int) -> None:
@@ -34,24 +35,18 @@ class OffsetTracker:
         if offset >= self._next.get(partition, 0):
             self._next[partition] = offset + 1
 
-    def hold(self, key: WindowKey, positions: Iterable[object]) -> None:
-        """A window left the windower and is not published yet: keep its frames needed."""
-        lowest = min((p for p in positions if isinstance(p, tuple)), default=None)
-        if lowest is not None:
-            self._pending[key] = lowest
+    def position(self, partition: int) -> int:
+        """The next offset to read on ``partition`` (0 before any record)."""
+        return self._next.get(partition, 0)
 
-    def release(self, key: WindowKey) -> None:
-        """The window's event was produced (flushed before the next commit)."""
-        self._pending.pop(key, None)
+    def committable(self, holds: Iterable[object]) -> dict[int, int]:
+        """Per partition, the offset to commit now, where it moved since the last commit.
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def committable(self, held_by_windower: Iterable[object]) -> dict[int, int]:
-        """Per partition, the offset to commit now, where it moved since the last commit."""
+        ``holds`` are the positions unfinished work still needs; anything else (``None``) is
+        ignored.
+        """
         floor = dict(self._next)
-        for partition, offset in self._holds(held_by_windower):
+        for partition, offset in _positions(holds):
             if partition in floor and offset < floor[partition]:
                 floor[partition] = offset
         return {p: o for p, o in floor.items() if self._committed.get(p) != o}
@@ -65,10 +60,9 @@ class OffsetTracker:
         for partition in gone:
             self._next.pop(partition, None)
             self._committed.pop(partition, None)
-        self._pending = {k: p for k, p in self._pending.items() if p[0] not in gone}
 
-    def _holds(self, held_by_windower: Iterable[object]) -> Iterable[Position]:
-        yield from self._pending.values()
-        for position in held_by_windower:
-            if isinstance(position, tuple):
-                yield position
+
+def _positions(holds: Iterable[object]) -> Iterable[Position]:
+    for position in holds:
+        if isinstance(position, tuple):
+            yield position

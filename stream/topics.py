@@ -17,18 +17,18 @@ def ensure_topics(kafka: KafkaSettings) -> int:
     """Check the topics; create missing ones when ``kafka.create_topics``. Returns partitions."""
     admin = AdminClient(kafka.client_config())
     existing = existing_topics(admin)
-    partitions = existing.get(kafka.input_topic)
+    partitions = existing.get(kafka.frames_topic)
     if partitions is None:
         partitions = kafka.new_topic_partitions
-        new = NewTopic(kafka.input_topic, partitions, kafka.replication_factor)
+        new = NewTopic(kafka.frames_topic, partitions, kafka.replication_factor)
         create_missing(admin, [new], existing, allowed=kafka.create_topics)
     if existing.get(kafka.changelog, partitions) != partitions:
         raise ConfigError(
             f"changelog {kafka.changelog} has {existing[kafka.changelog]} partitions, input "
-            f"{kafka.input_topic} has {partitions}: they must be co-partitioned (equal counts)"
+            f"{kafka.frames_topic} has {partitions}: they must be co-partitioned (equal counts)"
         )
     wanted = [
-        NewTopic(kafka.output_topic, partitions, kafka.replication_factor),
+        NewTopic(kafka.captions_topic, partitions, kafka.replication_factor),
         NewTopic(kafka.dlq_topic, partitions, kafka.replication_factor),
         NewTopic(
             kafka.changelog,

@@ -62,6 +62,6 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBr
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-weight Qwen3-Omni thinker directory (``earwitness make-test-model``)."""
-    from stream.testmodel import write_test_model
+    from stream.engine.testmodel import write_test_model
 
     return write_test_model(tmp_path_factory.mktemp("tiny-qwen3-omni"))

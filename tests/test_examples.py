@@ -10,7 +10,7 @@ import pytest
 from earwitness.config import load_settings
 from sinks.config import AlertsSettings
 from stream.config import AnalyzerSettings
-from stream.engine import prompt_tokens
+from stream.engine.settings import prompt_tokens
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings}

@@ -90,6 +90,12 @@ class WindowSettings(BaseModel):
         gt=0.0,
         description="Wall-clock silence after which a stream's tail is flushed and it is evicted.",
     )
+    noise_floor_rise_db: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="How far a stream's adaptive noise floor may rise per window (dB) while the "
+        "stream is louder than it; it falls to a quieter window at once (windowing/floor.py).",
+    )
     silence_dbfs: float = Field(
         default=-60.0,
         le=0.0,

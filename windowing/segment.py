@@ -25,8 +25,9 @@ import numpy as np
 
 from windowing.config import NS_PER_OUT_SAMPLE, OUT_RATE_HZ, WindowSettings
 from windowing.convert import Converter
+from windowing.floor import NoiseFloor
 from windowing.ring import SampleRing
-from windowing.window import Cursor, Window, WindowStats, levels
+from windowing.window import FLOOR_DBFS, Cursor, Window, WindowStats, levels
 from windowing.wire import SAMPLE_WIDTH, Frame
 
 _POSITION = itemgetter(4)
@@ -34,6 +35,9 @@ _POSITION = itemgetter(4)
 
 RING_SLACK_SAMPLES = OUT_RATE_HZ // 2
 """Room beyond one window, so a frame always fits once ready windows are out."""
+
+_NO_SAMPLES = np.zeros(0, np.float32)
+_NO_SAMPLES.flags.writeable = False
 
 Span = tuple[int, int, int, int, object]
 """A frame in the segment: (16 kHz start, input-rate start, ew-seq, ew-ts, position)."""
@@ -46,10 +50,12 @@ class Segment:
         "_channels",
         "_converter",
         "_drift_ns",
+        "_floor",
         "_fmt",
         "_gaps",
         "_held",
         "_hop",
+        "_max_gap_ns",
         "_min",
         "_next_end",
         "_raw",
@@ -77,16 +83,22 @@ class Segment:
         settings: WindowSettings,
         stats: WindowStats,
         held: Callable[[], Iterable[object]],
+        floor: NoiseFloor,
+        first_seq: int,
+        first_ts_ns: int,
         next_index: int = 0,
         in_sample: int = 0,
     ) -> None:
+        """``first_seq``/``first_ts_ns``: the ew-seq and ew-ts the next frame must carry to
+        continue the segment (its first frame's, or a restored cursor's anchor)."""
         self.stream_id, self.id = stream_id, segment_id
         self.rate_hz, self._channels, self._fmt = fmt
         self._width = self._channels * SAMPLE_WIDTH[self._fmt]
         self._window, self._hop = settings.window_samples, settings.hop_samples
         self._min, self._silence_dbfs = settings.min_window_samples, settings.silence_dbfs
         self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
-        self._stats, self._held = stats, held
+        self._max_gap_ns = round(settings.max_gap_s * 1e9)
+        self._stats, self._held, self._floor = stats, held, floor
         self._converter = Converter(
             self.rate_hz, self._channels, self._fmt, settings.resample_quality
         )
@@ -98,8 +110,8 @@ class Segment:
         self._next_end = next_index * self._hop + self._window
         self._gaps: deque[tuple[int, int]] = deque()
         self._spans: deque[Span] = deque()
-        self.last_seq = -1
-        self.expected_ts_ns = segment_id
+        self.last_seq = first_seq - 1
+        self.expected_ts_ns = first_ts_ns
 
     @property
     def format(self) -> tuple[int, int, str]:
@@ -114,19 +126,31 @@ class Segment:
         return (span[4] for span in self._spans)
 
     def extend(self, frame: Frame, out: list[Window]) -> bool:
-        """The hot path: append ``frame`` if it simply continues the segment, else say False.
+        """Append ``frame`` if it continues the segment (the hot path), else say False.
 
-        It continues when it is the next ew-seq, has the same format, and its ew-ts is where
-        the sample count expects it, within ``max_ts_drift_ms``.
+        The continuity rule, the one place it is decided (``delta`` = the frame's ew-ts minus
+        where the sample count expects it; ``drift`` = ``max_ts_drift_ms``)::
+
+            format changed, or ew-seq not after the last one        → False: a new segment
+            next ew-seq and |delta| ≤ drift                         → appended (drift absorbed)
+            -drift ≤ delta ≤ max_gap_s (ew-seq skipped or late ts)  → hole filled with
+                                                                      max(0, delta) of silence
+            otherwise (a jump back, or a hole over max_gap_s)       → False: a new segment
         """
         if (
-            frame.seq != self.last_seq + 1
+            frame.seq <= self.last_seq
             or frame.rate_hz != self.rate_hz
             or frame.channels != self._channels
             or frame.fmt != self._fmt
-            or abs(frame.ts_ns - self.expected_ts_ns) > self._drift_ns
         ):
             return False
+        delta = frame.ts_ns - self.expected_ts_ns
+        if frame.seq != self.last_seq + 1 or abs(delta) > self._drift_ns:
+            if not -self._drift_ns <= delta <= self._max_gap_ns:
+                return False
+            self._stats.frames_missing += frame.seq - self.last_seq - 1
+            self.add(frame, max(0, delta) * self.rate_hz // 1_000_000_000, out)
+            return True
         start = self.in_samples
         out_start = start * OUT_RATE_HZ // self.rate_hz
         self._spans.append((out_start, start, frame.seq, frame.ts_ns, frame.position))
@@ -158,15 +182,43 @@ class Segment:
         self._append(frame, out)
 
     def close(self, out: list[Window], next_frame: Frame | None = None) -> None:
-        """Flush the resampler and emit the tail as a final window if it is long enough."""
+        """Flush the resampler; emit the tail as a final window if it is long enough, else a
+        marker (no samples, the final cursor): the close is always published, so a replay
+        after any crash point rebuilds exactly the same windows."""
         self._write(self._converter.flush(), out)
         lo, hi = self.next_index * self._hop, self._ring.end
         emitted_end = lo if self.next_index == 0 else self._next_end - self._hop
         if hi > emitted_end and hi - lo >= self._min:
             out.append(self._emit(lo, hi, next_frame, final=True))
-        elif hi > emitted_end:
-            self._stats.short_tails_dropped += 1
+        elif hi > 0:  # (a segment that never held audio has nothing to record)
+            if hi > emitted_end:
+                self._stats.short_tails_dropped += 1
+            else:
+                self._stats.empty_tails += 1
+            out.append(self._marker(hi, next_frame))
         self._ring = SampleRing(0, hi)
+
+    def _marker(self, hi: int, next_frame: Frame | None) -> Window:
+        """A zero-length final window at ``hi`` that carries only the final cursor."""
+        end_ns = self.id + hi * NS_PER_OUT_SAMPLE
+        cursor = self._final_cursor(self.next_index, next_frame)
+        return Window(
+            self.stream_id,
+            self.id,
+            self.next_index,
+            end_ns,
+            end_ns,
+            _NO_SAMPLES,
+            0.0,
+            FLOOR_DBFS,
+            FLOOR_DBFS,
+            True,
+            True,
+            (),
+            cursor,
+            self._floor.value,
+            marker=True,
+        )
 
     def _append(self, frame: Frame, out: list[Window]) -> None:
         """The unhurried twin of :meth:`extend`'s tail."""
@@ -198,6 +250,7 @@ class Segment:
         samples = self._ring.copy(lo, hi, self._converter.scale)
         samples.flags.writeable = False
         rms, peak = levels(samples)
+        floor = self._floor.update(rms)
         gap = self._gap_share(lo, hi)
         positions = self._positions_before(hi)
         index = self.next_index
@@ -219,6 +272,7 @@ class Segment:
             final,
             positions,
             cursor,
+            floor,
         )
 
     def _positions_before(self, hi: int) -> tuple[object, ...]:
@@ -263,6 +317,7 @@ class Segment:
             channels,
             fmt,
             position,
+            self._floor.value,
         )
 
     def _final_cursor(self, index: int, next_frame: Frame | None) -> Cursor:
@@ -271,7 +326,18 @@ class Segment:
         else:
             seq, ts_ns = next_frame.seq, next_frame.ts_ns
             position = _lowest((next_frame.position,), self._held())
-        return Cursor(self.stream_id, self.id, index, True, seq, ts_ns, 0, *self.format, position)
+        return Cursor(
+            self.stream_id,
+            self.id,
+            index,
+            True,
+            seq,
+            ts_ns,
+            0,
+            *self.format,
+            position,
+            self._floor.value,
+        )
 
     def _count(self, final: bool, silent: bool) -> None:
         self._stats.windows += 1

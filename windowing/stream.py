@@ -1,8 +1,7 @@
-"""One stream: jitter buffer → continuity decision → current segment.
+"""One stream: jitter buffer → current segment, or a new one.
 
-A released frame continues the segment when its format is unchanged and its ew-ts lands where
-the sample count expects it (``expected``), within ``max_ts_drift_ms`` (drift is absorbed: the
-next expectation restarts from the frame's own ew-ts). Otherwise::
+A released frame goes to the current segment, which decides whether it continues it
+(:meth:`~windowing.segment.Segment.extend` holds the one continuity rule)::
 
     delta = ew-ts - expected        (ew-seq reset or format change: always a new segment)
 
@@ -10,7 +9,8 @@ next expectation restarts from the frame's own ew-ts). Otherwise::
       jump    -drift   0   hole filled with silence  max_gap       new segment
       back               (only if ew-seq skipped a number or delta > drift)
 
-A new segment first closes the old one, whose tail comes out as a final window.
+If it does not, a new segment starts at that frame; the old one is closed first, and its tail
+comes out as a final window.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from windowing.config import WindowSettings
+from windowing.floor import NoiseFloor
 from windowing.reorder import Offer, Reorder
 from windowing.segment import Segment
 from windowing.window import Cursor, Window, WindowStats
@@ -30,9 +31,8 @@ class Stream:
     """The state ``windowing/`` keeps for one stream id."""
 
     __slots__ = (
-        "_drift_ns",
         "_floor_ts_ns",
-        "_max_gap_ns",
+        "_noise",
         "_settings",
         "_stats",
         "cursor",
@@ -47,13 +47,12 @@ class Stream:
     ) -> None:
         self.id = stream_id
         self._settings, self._stats = settings, stats
-        self._drift_ns = round(settings.max_ts_drift_ms * 1e6)
-        self._max_gap_ns = round(settings.max_gap_s * 1e9)
         self.reorder = Reorder(settings.jitter_frames)
         self.segment: Segment | None = None
         self.cursor: Cursor | None = None
         self.last_seen_s = now_s
         self._floor_ts_ns = NO_FLOOR
+        self._noise = NoiseFloor(settings.noise_floor_rise_db)
 
     def push(self, frame: Frame, out: list[Window]) -> None:
         """Take one frame; append the windows it completes to ``out``."""
@@ -94,15 +93,19 @@ class Stream:
         """Continue from ``cursor``: replayed frames before its anchor are dropped as duplicates."""
         self.reorder.resume(cursor.seq, cursor.ts_ns - 1)
         self._floor_ts_ns = cursor.ts_ns
+        self._noise = NoiseFloor(self._settings.noise_floor_rise_db, cursor.noise_floor_dbfs)
         self.cursor = cursor
         if cursor.final:
             return
         fmt = (cursor.rate_hz, cursor.channels, cursor.fmt)
         self.segment = self._segment(
-            cursor.segment_id, fmt, cursor.window_index + 1, cursor.in_sample
+            cursor.segment_id,
+            fmt,
+            cursor.seq,
+            cursor.ts_ns,
+            next_index=cursor.window_index + 1,
+            in_sample=cursor.in_sample,
         )
-        self.segment.last_seq = cursor.seq - 1
-        self.segment.expected_ts_ns = cursor.ts_ns
 
     def oldest_needed(self) -> object:
         positions = [p for p in self.reorder.held_positions() if p is not None]
@@ -120,43 +123,28 @@ class Stream:
 
     def _accept(self, frame: Frame, out: list[Window]) -> None:
         self._floor_ts_ns = NO_FLOOR
-        segment = self.segment
-        if segment is None or not segment.extend(frame, out):
-            self._place(frame, segment, out)
+        if self.segment is None or not self.segment.extend(frame, out):
+            self._start(frame, out)
         if frame.eos:
             self._close(out)
 
-    def _place(self, frame: Frame, segment: Segment | None, out: list[Window]) -> None:
-        """A frame that does not simply continue: fill a hole before it, or start a segment."""
-        gap_in = -1 if segment is None else self._gap(segment, frame)
-        if segment is None or gap_in < 0:
-            self._close(out, frame)
-            segment = self.segment = self._start(frame)
-            gap_in = 0
-        segment.add(frame, gap_in, out)
-
-    def _gap(self, segment: Segment, frame: Frame) -> int:
-        """Input-rate samples of silence before ``frame``, or -1: it starts a new segment."""
-        same_format = segment.format == (frame.rate_hz, frame.channels, frame.fmt)
-        if frame.seq <= segment.last_seq or not same_format:
-            return -1
-        delta = frame.ts_ns - segment.expected_ts_ns
-        skipped = frame.seq - segment.last_seq - 1
-        if not -self._drift_ns <= delta <= self._max_gap_ns:
-            return -1
-        self._stats.frames_missing += skipped
-        return max(0, delta) * frame.rate_hz // 1_000_000_000
-
-    def _start(self, frame: Frame) -> Segment:
+    def _start(self, frame: Frame, out: list[Window]) -> None:
+        """``frame`` does not continue the current segment: close it, start one at ``frame``."""
+        self._close(out, frame)
         self._stats.segments_started += 1
         fmt = (frame.rate_hz, frame.channels, frame.fmt)
-        segment = self._segment(frame.ts_ns, fmt)
-        segment.last_seq = frame.seq - 1
-        segment.expected_ts_ns = frame.ts_ns
-        return segment
+        self.segment = self._segment(frame.ts_ns, fmt, frame.seq, frame.ts_ns)
+        self.segment.add(frame, 0, out)
 
     def _segment(
-        self, segment_id: int, fmt: tuple[int, int, str], next_index: int = 0, in_sample: int = 0
+        self,
+        segment_id: int,
+        fmt: tuple[int, int, str],
+        first_seq: int,
+        first_ts_ns: int,
+        *,
+        next_index: int = 0,
+        in_sample: int = 0,
     ) -> Segment:
         return Segment(
             self.id,
@@ -165,6 +153,9 @@ class Stream:
             settings=self._settings,
             stats=self._stats,
             held=self.reorder.held_positions,
+            floor=self._noise,
+            first_seq=first_seq,
+            first_ts_ns=first_ts_ns,
             next_index=next_index,
             in_sample=in_sample,
         )

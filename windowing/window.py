@@ -11,6 +11,8 @@ from windowing.config import OUT_RATE_HZ
 
 FLOOR_DBFS = -120.0
 """Levels of digital silence (-inf dBFS) are clamped here."""
+CEILING_DBFS = 400.0
+"""Levels are clamped here too: f32 PCM may hold any value, and an event must stay finite."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,8 @@ class Cursor:
     channels: int
     fmt: str
     position: object
+    noise_floor_dbfs: float = FLOOR_DBFS
+    """The stream's noise floor after that window (carried so a replay computes the same)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,6 +47,11 @@ class Window:
     """Window ``index`` of segment ``segment_id``: 16 kHz mono samples of ``[start_ns, end_ns)``.
 
     ``samples`` is read-only and owned by this window (one copy, made at emission).
+
+    A *marker* (``marker=True``) closes its segment without new audio (the audio ended on the
+    last window's end, or the tail was shorter than ``min_window_s``): it has no samples and
+    exists only to carry the segment's final cursor, in order after the stream's windows, so
+    that what is published records the close. Publish nothing for it.
     """
 
     stream_id: str
@@ -58,6 +67,20 @@ class Window:
     final: bool
     positions: tuple[object, ...]
     cursor: Cursor
+    noise_floor_dbfs: float = FLOOR_DBFS
+    """The stream's adaptive noise floor (dBFS) when this window was cut."""
+    marker: bool = False
+    """A zero-length window that only closes the segment (see the class docstring)."""
+
+    @property
+    def activity_db(self) -> float:
+        """How far the window's RMS level is above its stream's noise floor (dB, ≥ 0)."""
+        return max(0.0, self.rms_dbfs - self.noise_floor_dbfs)
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """``(stream_id, segment_id, index)``: which window this is, across replays."""
+        return (self.stream_id, self.segment_id, self.index)
 
     @property
     def duration_s(self) -> float:
@@ -91,7 +114,9 @@ class WindowStats:
     silent_windows: int = 0
     """Windows below silence_dbfs."""
     short_tails_dropped: int = 0
-    """Tails with new audio shorter than min_window_s, not emitted."""
+    """Tails with new audio shorter than min_window_s, not emitted (a marker closes them)."""
+    empty_tails: int = 0
+    """Segments that ended on a window's end: no tail, a marker closes them."""
     streams_evicted_idle: int = 0
     """Streams flushed and forgotten after idle_timeout_s."""
     streams_evicted_lru: int = 0
@@ -102,12 +127,15 @@ def levels(samples: np.ndarray) -> tuple[float, float]:
     """``(rms_dbfs, peak_dbfs)`` of float samples in [-1, 1], clamped at :data:`FLOOR_DBFS`."""
     if len(samples) == 0:
         return FLOOR_DBFS, FLOOR_DBFS
-    mean_square = float(np.dot(samples, samples)) / len(samples)
-    peak = max(float(samples.max()), -float(samples.min()))
+    wide = samples.astype(np.float64)  # float32 squares overflow to inf from ~1.8e19
+    mean_square = float(np.dot(wide, wide)) / len(wide)
+    peak = max(float(wide.max()), -float(wide.min()))
     return _dbfs(mean_square, 10.0), _dbfs(peak, 20.0)
 
 
 def _dbfs(value: float, factor: float) -> float:
-    if value <= 0.0:
+    if not value > 0.0:  # zero, or NaN
         return FLOOR_DBFS
-    return max(FLOOR_DBFS, factor * math.log10(value))
+    if math.isinf(value):
+        return CEILING_DBFS
+    return min(CEILING_DBFS, max(FLOOR_DBFS, factor * math.log10(value)))

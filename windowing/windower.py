@@ -11,6 +11,11 @@ Each stream remembers when it last got a frame (``now_s`` of that push)::
     new stream at max_streams: the least recently active one is flushed and forgotten first
 
 ``tick`` looks at every stream: call it every 0.1-1 s, not per frame.
+
+A stream the windower lets go (idle, evicted) leaves its last cursor behind, *parked*: when
+its next frame comes it continues from there (late frames of a closed segment stay dropped as
+duplicates). ``restore`` parks a cursor the same way (one read from the analyzer's changelog),
+so every stream's position lives here, held or parked. ``forget`` drops both.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Windower:
         self.settings = settings or WindowSettings()
         self.stats = WindowStats()
         self._streams: dict[str, Stream] = {}
+        self._parked: dict[str, Cursor] = {}
+        """Streams not held now: the cursor to continue from when their next frame comes."""
 
     def __len__(self) -> int:
         """Streams held now."""
@@ -90,27 +97,31 @@ class Windower:
     def cursor(self, stream_id: str) -> Cursor | None:
         """The cursor of the stream's last emitted window (or of its restore), if any."""
         stream = self._streams.get(stream_id)
-        return None if stream is None else stream.cursor
+        return self._parked.get(stream_id) if stream is None else stream.cursor
 
     def restore(self, cursor: Cursor, now_s: float) -> list[Window]:
         """Before replaying: resume ``cursor.stream_id`` right after the window it names.
 
         Frames older than the cursor's anchor are dropped as duplicates; the anchor frame
         continues the segment on the same grid, so windows up to ``cursor.window_index`` are
-        never emitted again. Call it before the stream's first replayed frame. Returns the
-        windows of any stream it had to evict (under ``max_streams``), like ``push``.
+        never emitted again. Call it before the stream's first replayed frame; the cursor is
+        parked until that frame comes. Returns the windows of the stream if it was held (it is
+        flushed first), like ``push``.
         """
         out: list[Window] = []
-        stream = self._open(cursor.stream_id, now_s, out)
-        stream.restore(cursor)
+        held = self._streams.get(cursor.stream_id)
+        if held is not None:
+            self._evict(held, out)
+        self._parked[cursor.stream_id] = cursor
         return out
 
     def forget(self, stream_id: str) -> bool:
-        """Drop a stream's state without emitting anything; True if it was held.
+        """Drop a stream's state (held and parked) without emitting anything; True if held.
 
         For a partition revoked or a transaction aborted: the stream's frames will be replayed
         from the committed offset (here or by another consumer), starting from its cursor.
         """
+        self._parked.pop(stream_id, None)
         return self._streams.pop(stream_id, None) is not None
 
     def held_bytes(self) -> int:
@@ -118,16 +129,20 @@ class Windower:
         return sum(stream.held_bytes() for stream in self._streams.values())
 
     def _open(self, stream_id: str, now_s: float, out: list[Window]) -> Stream:
-        if stream_id in self._streams:
-            self._evict(self._streams[stream_id], out)
+        """A stream not held: make room under max_streams, continue it from its parked cursor."""
         while len(self._streams) >= self.settings.max_streams:
             victim = min(self._streams.values(), key=lambda stream: stream.last_seen_s)
             logger.info("evicting stream %s to stay under max_streams", victim.id)
             self._evict(victim, out)
             self.stats.streams_evicted_lru += 1
         stream = self._streams[stream_id] = Stream(stream_id, self.settings, self.stats, now_s)
+        parked = self._parked.pop(stream_id, None)
+        if parked is not None:
+            stream.restore(parked)
         return stream
 
     def _evict(self, stream: Stream, out: list[Window]) -> None:
         stream.flush(out)
         del self._streams[stream.id]
+        if stream.cursor is not None:
+            self._parked[stream.id] = stream.cursor

@@ -27,6 +27,7 @@ MIN_RATE_HZ, MAX_RATE_HZ = 8_000, 192_000
 MAX_CHANNELS = 8
 MAX_KEY_BYTES = 256
 MAX_DIGITS = 19  # < 2**63: ew-ts fits an int64 until the year 2262
+INT64_LIMIT = 2**63
 _FORMATS = {b"s16le": "s16le", b"f32le": "f32le"}
 _DEFAULT_LIMITS = FrameLimits()
 MAX_LAYOUTS = 1024
@@ -155,8 +156,10 @@ def _decode_common(
         or not key.isascii()
     ):
         return None
-    stream_id = key.decode("ascii")
-    return _new_frame(stream_id, int(seq), int(ts_ns), rate_hz, channels, fmt, value, position)
+    seq_n, ts_n = int(seq), int(ts_ns)
+    if seq_n >= INT64_LIMIT or ts_n >= INT64_LIMIT:
+        return None
+    return _new_frame(key.decode("ascii"), seq_n, ts_n, rate_hz, channels, fmt, value, position)
 
 
 def _new_frame(  # noqa: PLR0917
@@ -264,7 +267,10 @@ def _number(found: dict[str, bytes | None], name: str) -> int:
     raw = _required(found, name)
     if not (raw.isdigit() and len(raw) <= MAX_DIGITS):
         raise _Bad("bad_header", f"header {name} is not a decimal number: {raw[:40]!r}")
-    return int(raw)
+    value = int(raw)
+    if value >= INT64_LIMIT:
+        raise _Bad("bad_header", f"header {name} is not below 2^63: {raw.decode()}")
+    return value
 
 
 def _eos(found: dict[str, bytes | None]) -> bool:

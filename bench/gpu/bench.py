@@ -276,7 +276,7 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> Any:
-    from stream.engine import EngineSettings
+    from stream.engine.settings import EngineSettings
 
     cpu = phase.get("cpu", False)
     kwargs: dict[str, Any] = {
@@ -327,7 +327,7 @@ def sampling(settings: Any, max_tokens: int) -> Any:
 
 
 def prompt(samples: np.ndarray) -> dict[str, Any]:
-    from stream.engine import CAPTIONER_PROMPT
+    from stream.engine.settings import CAPTIONER_PROMPT
 
     return {"prompt": CAPTIONER_PROMPT, "multi_modal_data": {"audio": (samples, SAMPLE_RATE)}}
 
@@ -337,7 +337,7 @@ def prompt(samples: np.ndarray) -> dict[str, Any]:
 
 def run_offline(phase: dict[str, Any], model: str, result: dict[str, Any], save: Any) -> None:
     settings = engine_settings(phase, model, warmup_tokens=32)
-    from stream.engine import _prepare_vllm
+    from stream.engine.engine import _prepare_vllm
 
     _prepare_vllm(settings.vllm_env)
     from vllm import LLM
@@ -612,8 +612,8 @@ def capacity_curve(
 def run_worker(
     phase: dict[str, Any], model: str, result: dict[str, Any], save: Any, deadline: float
 ) -> None:
-    from stream.config import BatchSettings
-    from stream.worker import EngineWorker
+    from stream.engine.settings import BatchSettings
+    from stream.engine.worker import EngineWorker
 
     settings = engine_settings(phase, model, warmup_tokens=32)
     mns = phase["max_num_seqs"]
@@ -721,7 +721,7 @@ def run_diag(phase: dict[str, Any], model: str, result: dict[str, Any], save: An
        thread, no batcher, no poll thread).
     Compare with the offline ceiling and the EngineWorker figures of the other phases.
     """
-    from stream.engine import CaptionEngine
+    from stream.engine.engine import CaptionEngine
 
     settings = engine_settings(phase, model, warmup_tokens=32)
     result["engine_args"] = settings.engine_args()
@@ -803,9 +803,9 @@ def environment() -> dict[str, Any]:
     env["code_sha256"] = {
         name: hashlib.sha256((REPO / name).read_bytes()).hexdigest()[:16]
         for name in (
-            "stream/engine.py",
-            "stream/batcher.py",
-            "stream/worker.py",
+            "stream/engine/engine.py",
+            "stream/engine/batcher.py",
+            "stream/engine/worker.py",
             "bench/gpu/bench.py",
         )
     }

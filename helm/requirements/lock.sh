@@ -2,8 +2,9 @@
 # Regenerate the images' locks from pyproject.toml, pinned like CI:
 #   alerts.lock        the project's dependencies only (no extras), every pin taken from
 #                      requirements/ci.lock: the versions CI tests, without torch/vLLM (slim image)
-#   analyzer-gpu.lock  the same core pins plus the `gpu` extra (vllm==0.26.0 and its torch/CUDA
-#                      closure, which the CPU lock cannot hold)
+#   analyzer-gpu.lock  the same core pins plus the `gpu` extra (the `audio` packages at
+#                      ci.lock's pins, vllm==0.26.0 and its torch/CUDA closure, which the CPU
+#                      lock cannot hold)
 # The Dockerfiles install a lock with `uv pip install --no-deps -r`, then the project with
 # `uv pip install --no-deps .`, as the Makefile's `venv` target does; tests/helm/test_images.py
 # checks the rule. Run after changing pyproject.toml or requirements/ci.lock:
@@ -18,14 +19,26 @@ header() {
   echo "# Install: uv pip install --no-deps -r helm/requirements/$1 && uv pip install --no-deps ."
   echo "# Python 3.11, Linux x86_64. $2"
 }
+# Each lock's current pins are preferences: uv keeps them unless the inputs force a change.
+prefs() { grep -v '^#' "helm/requirements/$1" > "helm/requirements/$1.prefs" 2>/dev/null || true; }
+prefs alerts.lock
+prefs analyzer-gpu.lock
+"$uv" pip compile pyproject.toml --constraints requirements/ci.lock "${common[@]}" \
+  --output-file helm/requirements/alerts.lock.prefs
 {
   header alerts.lock "Inputs: pyproject.toml (no extras), pins of requirements/ci.lock."
-  "$uv" pip compile pyproject.toml --constraints requirements/ci.lock "${common[@]}"
+  cat helm/requirements/alerts.lock.prefs
 } > helm/requirements/alerts.lock.tmp
+# The audio packages (numpy, soundfile, soxr, psutil) at the versions CI tests.
+grep -iE '^(numpy|soundfile|soxr|psutil|cffi|pycparser)==' requirements/ci.lock > helm/requirements/audio.pins
+"$uv" pip compile pyproject.toml --extra gpu --constraints helm/requirements/alerts.lock.tmp \
+  --constraints helm/requirements/audio.pins "${common[@]}" \
+  --output-file helm/requirements/analyzer-gpu.lock.prefs
 {
-  header analyzer-gpu.lock "Inputs: pyproject.toml [gpu], pins of alerts.lock."
-  "$uv" pip compile pyproject.toml --extra gpu --constraints helm/requirements/alerts.lock.tmp "${common[@]}"
+  header analyzer-gpu.lock "Inputs: pyproject.toml [gpu], pins of alerts.lock and ci.lock's audio packages."
+  cat helm/requirements/analyzer-gpu.lock.prefs
 } > helm/requirements/analyzer-gpu.lock.tmp
+rm -f helm/requirements/audio.pins helm/requirements/*.prefs
 mv helm/requirements/alerts.lock.tmp helm/requirements/alerts.lock
 mv helm/requirements/analyzer-gpu.lock.tmp helm/requirements/analyzer-gpu.lock
 for lock in alerts analyzer-gpu; do

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from earwitness.kafka import ClientConfig
 from sinks.alerts import Alert
 from sinks.config import (
     AlertmanagerReceiver,
@@ -29,8 +30,11 @@ class Sender(Protocol):
     def close(self) -> None: ...
 
 
-def build_sender(receiver: Receiver, default_bootstrap: str) -> Sender:
-    """The sender for a receiver's config (imports only what that type needs)."""
+def build_sender(receiver: Receiver, client_config: ClientConfig) -> Sender:
+    """The sender for a receiver's config (imports only what that type needs).
+
+    ``client_config`` holds the runner's Kafka client properties, for the Kafka receiver.
+    """
     if isinstance(receiver, WebhookReceiver | SlackReceiver | AlertmanagerReceiver):
         from sinks.senders import http
 
@@ -46,5 +50,5 @@ def build_sender(receiver: Receiver, default_bootstrap: str) -> Sender:
     if isinstance(receiver, KafkaReceiver):
         from sinks.senders.kafka import KafkaSender
 
-        return KafkaSender(receiver, default_bootstrap)
+        return KafkaSender(receiver, client_config)
     raise TypeError(f"no sender for {type(receiver).__name__}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from earwitness.kafka import ClientConfig
 from sinks import formats
 from sinks.alerts import Alert
 from sinks.config import KafkaReceiver
@@ -16,12 +17,15 @@ from sinks.errors import DeliveryFailed, DeliveryRejected
 
 
 class KafkaSender:
-    def __init__(self, receiver: KafkaReceiver, default_bootstrap: str) -> None:
+    def __init__(self, receiver: KafkaReceiver, client_config: ClientConfig) -> None:
+        """``client_config``: the runner's client properties (TLS and SASL included)."""
         self._topic = receiver.topic
         self._timeout_s = receiver.retry.timeout_s
+        bootstrap = receiver.bootstrap_servers or client_config["bootstrap.servers"]
         self._producer = Producer(
             {
-                "bootstrap.servers": receiver.bootstrap_servers or default_bootstrap,
+                **client_config,
+                "bootstrap.servers": bootstrap,
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 0,

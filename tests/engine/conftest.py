@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.testmodel import write_test_model
+from stream.engine.testmodel import write_test_model
 
 
 @pytest.fixture(scope="session")

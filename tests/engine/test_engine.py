@@ -17,14 +17,8 @@ import psutil
 import pytest
 
 from earwitness.errors import EngineDeadError
-from stream.engine import (
-    SAMPLE_RATE_HZ,
-    AudioInputError,
-    CaptionEngine,
-    CaptionResult,
-    EngineSettings,
-    prompt_tokens,
-)
+from stream.engine.engine import AudioInputError, CaptionEngine, CaptionResult
+from stream.engine.settings import SAMPLE_RATE_HZ, EngineSettings, prompt_tokens
 
 # No warning filters are needed: the warnings vLLM's import chain emits (torch's
 # `torch.distributed.reduce_op` FutureWarning, the "triton not found" log lines) come from the

@@ -7,14 +7,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from earwitness.config import Settings
-from stream.engine import (
-    CAPTIONER_PROMPT,
-    DEFAULT_MODEL,
-    AudioInputError,
-    CaptionEngine,
-    EngineSettings,
-    prompt_tokens,
-)
+from stream.engine.engine import AudioInputError, CaptionEngine
+from stream.engine.settings import CAPTIONER_PROMPT, DEFAULT_MODEL, EngineSettings, prompt_tokens
 
 
 def test_defaults_are_the_gpu_captioner() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import psutil
 import pytest
 
-from stream.config import BatchSettings
-from stream.worker import EngineWorker
+from stream.engine.settings import BatchSettings
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import engine_settings
 from tests.support.windows import make_window
 
@@ -27,8 +27,9 @@ def test_two_replicas_share_the_windows_and_leave_no_process(tiny_model_dir: Pat
         pids = pool.process_ids
         assert len(pids) == 2 and len(set(pids)) == 2  # one engine core per replica
         rng = np.random.default_rng(7)
+        now_ns = time.time_ns()  # fresh windows: stale ones would be shed
         for i in range(8):
-            worker.submit(make_window("s", i, (rng.standard_normal(16_000) * 0.1)))
+            worker.submit(make_window("s", i, rng.standard_normal(16_000) * 0.1, now_ns))
         outcomes = _take(worker, 8, timeout_s=240)
     finally:
         worker.stop(finish=False)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from earwitness.cli import main
-from stream.engine import CAPTIONER_PROMPT, prompt_tokens
-from stream.testmodel import NAMED_TOKENS, SPECIAL_TOKENS, TINY, write_test_model
+from stream.engine.settings import CAPTIONER_PROMPT, prompt_tokens
+from stream.engine.testmodel import NAMED_TOKENS, SPECIAL_TOKENS, TINY, write_test_model
 
 
 def _config(directory: Path) -> dict:

@@ -30,7 +30,7 @@ from sinks.config import AlertsSettings
 from sinks.metrics import AlertMetrics
 from sinks.rules import load_rules
 from stream.config import AnalyzerSettings, KafkaSettings
-from stream.http import Health, HealthServer
+from stream.probes import Health, HealthServer
 from tests.helm.chart import (
     CHART,
     CI_VALUES,
@@ -150,7 +150,7 @@ def test_effective_alerts_settings(values: Path, tmp_path: Path, clean_env: None
     rules = load_rules(tmp_path / settings.rules_path)
     rules.check_receivers(set(settings.receivers))
     analyzer = config_file(docs, "analyzer", "analyzer.yaml")
-    assert settings.kafka.captions_topic == analyzer["kafka"]["output_topic"]
+    assert settings.kafka.captions_topic == analyzer["kafka"]["captions_topic"]
     grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > settings.drain_timeout_s
 
@@ -254,7 +254,7 @@ def _named_port(workload: dict, name: str) -> int:
 
 @contextmanager
 def _analyzer_http() -> Iterator[int]:
-    """stream/http.py's server, healthy and ready."""
+    """stream/probes.py's server, healthy and ready."""
     health = Health(stall_s=60.0)
     health.engine_warm = health.assigned = True
     server = HealthServer("127.0.0.1", 0, health, CollectorRegistry())
@@ -351,7 +351,7 @@ def test_keda_follows_the_consumer_group(values: Path) -> None:
     kafka = config_file(docs, "analyzer", "analyzer.yaml")["kafka"]
     assert trigger["type"] == "kafka"
     assert trigger["metadata"]["consumerGroup"] == kafka["group_id"]
-    assert trigger["metadata"]["topic"] == kafka["input_topic"]
+    assert trigger["metadata"]["topic"] == kafka["frames_topic"]
     assert trigger["metadata"]["bootstrapServers"] == kafka["bootstrap_servers"]
     if "authenticationRef" in trigger:
         auth = one(docs, "TriggerAuthentication")
@@ -395,7 +395,7 @@ def test_no_secret_values_inline(values: Path) -> None:
         data = config_file(docs, component, name)
         assert secret_keys(model, data) == [], component
         kafka = data.get("kafka", {})
-        client = kafka.get("client", kafka.get("client_config", {}))
+        client = kafka.get("client", {})
         assert not {k for k in client if "password" in k or "secret" in k}, component
 
 

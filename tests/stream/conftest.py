@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.worker import EngineWorker
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import BATCH, engine_settings
 
 

@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from stream.config import AnalyzerSettings, KafkaSettings
-from stream.events import CaptionEvent, EventKind
-from stream.publish import PublishPlan, publish
-from stream.worker import EngineWorker
+from earwitness.events import CaptionEvent, EventKind
+from ingest.publish import PublishPlan, publish
+from stream.config import AnalyzerSettings, DeadLetterSettings, KafkaSettings
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import BATCH, engine_settings, running
 from tests.support.frames import Tone, publish_interleaved
 from tests.support.kafka import consume, unique_name
@@ -40,8 +40,8 @@ S = 1_000_000_000
 def topics(new_topic: Callable[..., str]) -> KafkaSettings:
     frames = new_topic(partitions=2)
     return KafkaSettings(
-        input_topic=frames,
-        output_topic=new_topic(),
+        frames_topic=frames,
+        captions_topic=new_topic(),
         dead_letter_topic=new_topic(),
         group_id=unique_name("analyzer"),
         commit_interval_ms=200,
@@ -80,13 +80,13 @@ def test_a_published_file_becomes_exactly_the_grid_of_windows(
     settings = settings_for(
         kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=30, hop_s=10)
     )
-    plan = PublishPlan(SAMPLE, "cam-12", topics.input_topic, 20, "s16le", False, False)
+    plan = PublishPlan(SAMPLE, "cam-12", topics.frames_topic, 20, "s16le", False, False)
     with running(settings, worker):
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
         publish(producer, plan, stop=threading.Event(), progress=False)
         assert producer.flush(30) == 0
-        got = events(kafka_bootstrap, topics.output_topic, 6)
-        extra = consume(kafka_bootstrap, topics.output_topic, count=7, timeout_s=3)
+        got = events(kafka_bootstrap, topics.captions_topic, 6)
+        extra = consume(kafka_bootstrap, topics.captions_topic, count=7, timeout_s=3)
 
     assert len(extra) == 6, "more events than windows"
     assert [e.window_index for e in got] == [0, 1, 2, 3, 4, 5]
@@ -127,8 +127,8 @@ def test_several_streams_idle_tail_gaps_and_silence(
         Tone("quiet", 5, amplitude=0.0, eos=True),
     ]
     with running(settings, worker):
-        publish_interleaved(kafka_bootstrap, topics.input_topic, tones)
-        got = events(kafka_bootstrap, topics.output_topic, 5 + 2 + 3 + 2, timeout_s=180)
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, tones)
+        got = events(kafka_bootstrap, topics.captions_topic, 5 + 2 + 3 + 2, timeout_s=180)
 
     by_stream: dict[str, list[CaptionEvent]] = {}
     for event in got:
@@ -153,9 +153,9 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_still_flow(
         kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=2, hop_s=2)
     )
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    producer.produce(topics.input_topic, key=b"cam", value=b"\x00\x01\x02", headers=[])
+    producer.produce(topics.frames_topic, key=b"cam", value=b"\x00\x01\x02", headers=[])
     producer.produce(
-        topics.input_topic,
+        topics.frames_topic,
         key=b"cam",
         value=b"\x00" * 3,
         headers=[
@@ -166,17 +166,17 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_still_flow(
             ("ew-fmt", b"s16le"),
         ],
     )
-    producer.produce(topics.input_topic, key=None, value=b"", headers=[])
+    producer.produce(topics.frames_topic, key=None, value=b"", headers=[])
     assert producer.flush(10) == 0
     with running(settings, worker):
-        publish_interleaved(kafka_bootstrap, topics.input_topic, [Tone("cam", 2, eos=True)])
-        got = events(kafka_bootstrap, topics.output_topic, 1)
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, [Tone("cam", 2, eos=True)])
+        got = events(kafka_bootstrap, topics.captions_topic, 1)
         dead = consume(kafka_bootstrap, topics.dlq_topic, count=3)
 
     assert [e.stream_id for e in got] == ["cam"]
     reasons = sorted(dict(m.headers())["ew-error"] for m in dead)
     assert reasons == [b"bad_key", b"bad_length", b"missing_header"]
-    assert all(dict(m.headers())["ew-src-topic"] == topics.input_topic.encode() for m in dead)
+    assert all(dict(m.headers())["ew-src-topic"] == topics.frames_topic.encode() for m in dead)
     assert b"\x00\x01\x02" in [m.value() for m in dead]
 
 
@@ -215,8 +215,8 @@ def test_sigterm_drains_commits_and_a_restart_continues(
     )
     try:
         first = Tone("door", 6)
-        publish_interleaved(kafka_bootstrap, topics.input_topic, [first])
-        got = events(kafka_bootstrap, topics.output_topic, 2, timeout_s=300)
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, [first])
+        got = events(kafka_bootstrap, topics.captions_topic, 2, timeout_s=300)
         assert [e.window_index for e in got] == [0, 1]
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -224,15 +224,64 @@ def test_sigterm_drains_commits_and_a_restart_continues(
     finally:
         proc.kill()
     assert proc.returncode == 0, out[-3000:]
-    offsets = committed(kafka_bootstrap, topics.group_id, topics.input_topic, 2)
+    offsets = committed(kafka_bootstrap, topics.group_id, topics.frames_topic, 2)
     assert sum(offsets.values()) < first.n_frames, "committed past frames still needed"
     assert sum(offsets.values()) >= 100, "committed less than the emitted windows allow"
 
     rest = Tone("door", 4, first_seq=first.n_frames, eos=True)
     with running(settings, worker):
-        publish_interleaved(kafka_bootstrap, topics.input_topic, [rest])
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, [rest])
         time.sleep(1)
-        more = consume(kafka_bootstrap, topics.output_topic, count=3, timeout_s=60)
+        more = consume(kafka_bootstrap, topics.captions_topic, count=3, timeout_s=60)
     assert len(more) >= 3, "the restarted analyzer produced nothing new"
-    final = committed(kafka_bootstrap, topics.group_id, topics.input_topic, 2)
+    final = committed(kafka_bootstrap, topics.group_id, topics.frames_topic, 2)
     assert sum(final.values()) == first.n_frames + rest.n_frames
+
+
+def test_a_near_1_mb_bad_frame_is_dead_lettered_small_and_never_stops_the_analyzer(
+    kafka_bootstrap: str, topics: KafkaSettings, tiny_model_dir: Path, worker: EngineWorker
+):
+    """A 999,900-byte frame (31 s of audio: oversize) fits the broker, but its dead letter
+    would not (value + headers over the producer's 1,000,000-byte message.max.bytes): before,
+    the checkpoint failed fatally and the replay died on the same record forever. Its dead
+    letter keeps the reason and the ew-src-* reference, and says what it left out."""
+    settings = settings_for(
+        kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=4, hop_s=2)
+    )
+    huge = Tone("big", 31.2).records()
+    key, _, headers = next(huge)
+    value = bytes(999_900)
+    with running(settings, worker):
+        producer = Producer({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 1_048_576})
+        producer.produce(topics.frames_topic, value, key, headers=headers)
+        assert producer.flush(30) == 0
+        publish_interleaved(kafka_bootstrap, topics.frames_topic, [Tone("fine", 4.0, eos=True)])
+        got = events(kafka_bootstrap, topics.captions_topic, 1)
+        letters = consume(kafka_bootstrap, topics.dlq_topic, count=1, timeout_s=60)
+
+    assert [e.stream_id for e in got] == ["fine"]
+    (letter,) = letters
+    found = dict(letter.headers() or [])
+    assert found["ew-error"] == b"oversize"
+    assert found["ew-dropped"] == b"value:999900"
+    assert letter.value() is None and letter.key() == key
+    assert found["ew-src-topic"] == topics.frames_topic.encode()
+
+
+def test_without_include_payload_a_dead_letter_keeps_no_audio(
+    kafka_bootstrap: str, topics: KafkaSettings, tiny_model_dir: Path, worker: EngineWorker
+):
+    settings = settings_for(
+        kafka_bootstrap, topics, tiny_model_dir, WindowSettings(window_s=4, hop_s=2)
+    ).model_copy(update={"dead_letter": DeadLetterSettings(include_payload=False)})
+    key, value, headers = next(Tone("odd", 1.0).records())
+    bad_headers = [(k, v) if k != "ew-rate" else (k, b"12345678") for k, v in headers]
+    with running(settings, worker):
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(topics.frames_topic, value, key, headers=bad_headers)
+        assert producer.flush(30) == 0
+        (letter,) = consume(kafka_bootstrap, topics.dlq_topic, count=1, timeout_s=60)
+
+    found = dict(letter.headers() or [])
+    assert letter.value() is None and found["ew-dropped"] == f"value:{len(value)}".encode()
+    assert found["ew-error"] and found["ew-src-offset"] == b"0"

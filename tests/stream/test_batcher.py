@@ -13,9 +13,10 @@ import time
 import pytest
 
 from earwitness.errors import EngineDeadError, TransientError
-from stream.batcher import MicroBatcher, Outcome
-from stream.config import BatchSettings
-from stream.engine import AudioInputError, CaptionResult, PreparedWindow
+from stream.engine.batcher import MicroBatcher, Outcome
+from stream.engine.engine import AudioInputError, CaptionResult, PreparedWindow
+from stream.engine.settings import BatchSettings
+from stream.engine.shedding import Freshness
 from tests.support.windows import make_window
 from windowing.window import Window
 
@@ -75,6 +76,15 @@ def request_id(window: Window) -> str:
     return f"{window.stream_id}#{window.index}"
 
 
+def batcher_of(
+    engine: ScriptedEngine, settings: BatchSettings, done: list[Outcome], now_ns: int = 0
+) -> MicroBatcher:
+    """A batcher whose wall clock reads ``now_ns``: test windows (1 s each from the epoch)
+    are fresh at 0 and ``now_ns / 1e9 - index`` seconds old otherwise."""
+    freshness = Freshness(settings, wall_clock_ns=lambda: now_ns)
+    return MicroBatcher(engine, settings, done.append, request_id, freshness=freshness)
+
+
 async def run_batcher(
     engine: ScriptedEngine,
     settings: BatchSettings,
@@ -83,7 +93,7 @@ async def run_batcher(
     spacing_s: float = 0.0,
 ) -> tuple[MicroBatcher, list[Outcome]]:
     done: list[Outcome] = []
-    batcher = MicroBatcher(engine, settings, done.append, request_id)
+    batcher = batcher_of(engine, settings, done)
     task = asyncio.create_task(batcher.run())
     for window in windows:
         batcher.submit(window)
@@ -104,7 +114,7 @@ def test_batches_fill_to_max_batch():
 
     batcher, done = asyncio.run(run_batcher(ScriptedEngine(), settings, windows, 10))
 
-    assert batcher.batch_sizes == [4, 4, 2]
+    assert list(batcher.batch_sizes) == [4, 4, 2]
     assert sorted(o.window.index for o in done) == list(range(10))
     assert all(o.result is not None and o.error is None for o in done)
 
@@ -117,7 +127,7 @@ def test_a_batch_reaches_the_engine_together_once_all_of_it_is_prepared():
 
     batcher, done = asyncio.run(run_batcher(engine, settings, windows, 8))
 
-    assert batcher.batch_sizes == [4, 4]
+    assert list(batcher.batch_sizes) == [4, 4]
     prepared = dict((rid, t) for t, rid in engine.prepared)
     for batch in (["s#0", "s#1", "s#2", "s#3"], ["s#4", "s#5", "s#6", "s#7"]):
         first_generation = min(t for t, rid in engine.calls if rid in batch)
@@ -147,7 +157,7 @@ def test_a_batch_closes_at_max_wait_ms():
     async def scenario() -> tuple[float, list[int]]:
         started = time.monotonic()
         batcher, _ = await run_batcher(engine, settings, [make_window("s", 0)], 1)
-        return engine.calls[0][0] - started, batcher.batch_sizes
+        return engine.calls[0][0] - started, list(batcher.batch_sizes)
 
     waited_s, sizes = asyncio.run(scenario())
     assert sizes == [1]
@@ -161,7 +171,7 @@ def test_oldest_window_first_across_streams():
 
     async def scenario() -> list[str]:
         done: list[Outcome] = []
-        batcher = MicroBatcher(engine, settings, done.append, request_id)
+        batcher = batcher_of(engine, settings, done)
         now = time.monotonic_ns()
         batcher.submit(make_window("quiet", 0), ready_ns=now + 100)
         for i in range(5):
@@ -209,7 +219,7 @@ def test_a_dead_engine_ends_run_and_reports_nothing_unfinished():
 
     async def scenario() -> list[Outcome]:
         done: list[Outcome] = []
-        batcher = MicroBatcher(engine, settings, done.append, request_id)
+        batcher = batcher_of(engine, settings, done)
         for i in range(5):
             batcher.submit(make_window("s", i))
         with pytest.raises(EngineDeadError):
@@ -226,17 +236,17 @@ def test_a_dead_engine_ends_run_and_reports_nothing_unfinished():
     [("skip", [0, 1, 2, 3, 4, 5]), ("widen", [1, 3, 5])],
 )
 def test_stale_windows_are_shed_and_reported(policy: str, shed_indexes: list[int]):
-    """windows queued longer than max_lag_s: skip sheds them all, widen sheds odd indexes"""
+    """windows older than max_lag_s (their end against the wall clock): skip sheds them all,
+    widen sheds odd indexes; a fresh window is captioned"""
     settings = BatchSettings(max_batch=8, max_wait_ms=0, max_lag_s=1.0, shed=policy)
     engine = ScriptedEngine()
 
     async def scenario() -> list[Outcome]:
         done: list[Outcome] = []
-        batcher = MicroBatcher(engine, settings, done.append, request_id)
-        stale_ns = time.monotonic_ns() - 5 * 10**9
-        for i in range(6):
-            batcher.submit(make_window("s", i), ready_ns=stale_ns + i)
-        batcher.submit(make_window("fresh", 0))
+        batcher = batcher_of(engine, settings, done, now_ns=100 * 10**9)
+        for i in range(6):  # windows ending 1..6 s after the epoch: ~95 s old
+            batcher.submit(make_window("s", i))
+        batcher.submit(make_window("fresh", 99))  # ends at 100 s: age 0
         task = asyncio.create_task(batcher.run())
         async with asyncio.timeout(5):
             while len(done) < 7:
@@ -247,7 +257,98 @@ def test_stale_windows_are_shed_and_reported(policy: str, shed_indexes: list[int
     done = asyncio.run(scenario())
     shed = sorted(o.window.index for o in done if o.shed is not None)
     assert shed == shed_indexes
-    assert all("max_lag_s" in (o.shed or "") for o in done if o.shed)
+    assert all("stale" in (o.shed or "") and "max_lag_s" in (o.shed or "") for o in done if o.shed)
     captioned = {(o.window.stream_id, o.window.index) for o in done if o.result is not None}
-    assert ("fresh", 0) in captioned
+    assert ("fresh", 99) in captioned
     assert len(done) == 7
+
+
+def test_cancel_drops_queued_and_in_flight_windows_and_reports_each():
+    """what a revoked partition or an aborted transaction asks: nothing captioned for nothing"""
+    settings = BatchSettings(max_batch=2, max_wait_ms=0, max_inflight=2)
+    engine = ScriptedEngine(delay_s=30.0)  # in flight until cancelled
+
+    async def scenario() -> tuple[list[Outcome], MicroBatcher]:
+        done: list[Outcome] = []
+        batcher = batcher_of(engine, settings, done)
+        task = asyncio.create_task(batcher.run())
+        for i in range(4):
+            batcher.submit(make_window("s", i))
+        async with asyncio.timeout(5):
+            while batcher.inflight < 2:
+                await asyncio.sleep(0.005)
+        assert batcher.cancel([("s", 0, i) for i in range(4)]) == 4
+        async with asyncio.timeout(5):
+            while batcher.inflight:
+                await asyncio.sleep(0.005)
+        task.cancel()
+        return done, batcher
+
+    done, batcher = asyncio.run(scenario())
+    assert sorted(o.window.index for o in done) == [0, 1, 2, 3]
+    assert all(o.cancelled and o.result is None for o in done)
+    assert batcher.queued == 0
+
+
+class HangingEngine(ScriptedEngine):
+    """Prepares, then never answers: a stuck engine core."""
+
+    async def generate(self, prepared: PreparedWindow) -> CaptionResult:
+        self.calls.append((time.monotonic(), prepared.request_id))
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def test_a_request_the_engine_never_finishes_times_out_and_is_retried_then_reported():
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, request_retries=1)
+    engine = HangingEngine()
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        batcher = MicroBatcher(
+            engine,
+            settings,
+            done.append,
+            request_id,
+            request_timeout_s=0.2,
+            freshness=Freshness(settings, wall_clock_ns=lambda: 0),
+        )
+        task = asyncio.create_task(batcher.run())
+        batcher.submit(make_window("s", 0))
+        async with asyncio.timeout(10):
+            while not done:
+                await asyncio.sleep(0.01)
+        task.cancel()
+        return done
+
+    (outcome,) = asyncio.run(scenario())
+    assert outcome.result is None and outcome.attempts == 2
+    assert "no result after 0.2 s" in (outcome.error or "")
+    assert len(engine.calls) == 2
+
+
+def test_a_stuck_engine_still_sheds_what_goes_stale():
+    """every slot taken by a hung request: the sweep sheds queued windows once they are stale"""
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, max_inflight=1, max_lag_s=1.0)
+    engine = HangingEngine()
+    clock = [10 * 10**9]
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        freshness = Freshness(settings, wall_clock_ns=lambda: clock[0])
+        batcher = MicroBatcher(engine, settings, done.append, request_id, freshness=freshness)
+        task = asyncio.create_task(batcher.run())
+        for i in range(9, 12):  # windows ending at 10, 11, 12 s: fresh
+            batcher.submit(make_window("s", i))
+        await asyncio.sleep(0.3)
+        assert done == [] and batcher.inflight == 1
+        clock[0] = 30 * 10**9  # 18+ s later: the two queued windows are stale
+        async with asyncio.timeout(10):
+            while len(done) < 2:
+                await asyncio.sleep(0.05)
+        task.cancel()
+        return done
+
+    done = asyncio.run(scenario())
+    assert sorted(o.window.index for o in done) == [10, 11]
+    assert all(o.shed and o.shed.startswith("stale") for o in done)

@@ -87,17 +87,16 @@ def test_dead_letter_marks_are_per_partition_and_never_a_stream() -> None:
 
 def test_stream_cursors_mark_published_streams_dirty_until_checkpointed() -> None:
     cursors = StreamCursors()
-    cursors.restored({"a": cursor("a", 3)}, partition=1)
-    assert cursors.partition_of == {"a": 1} and cursors.take_dirty() == []
-    cursors.seen("b", 0)
-    cursors.on_emitted(cursor("b", 0))
-    assert cursors.take_dirty() == [], "emitted is not published"
+    cursors.restored({"a": cursor("a", 3)}, {"a": 1})
+    assert cursors.partition_of == {"a": 1} and cursors.changed() == []
+    cursors.seen("b", 0, 0, 0.0)
+    assert cursors.changed() == [], "seen is not published"
     cursors.on_published(cursor("b", 0))
     cursors.on_published(cursor("a", 4))
-    assert cursors.take_dirty() == [cursor("a", 4), cursor("b", 0)]
+    assert cursors.changed() == [(cursor("a", 4), 1), (cursor("b", 0), 0)]
     cursors.checkpointed()
-    assert cursors.take_dirty() == []
+    assert cursors.changed() == []
     assert cursors.streams_in([1]) == ["a"]
     cursors.on_published(cursor("a", 5))
     cursors.forget(["a"])
-    assert cursors.take_dirty() == [] and cursors.streams_in([1]) == []
+    assert cursors.changed() == [] and cursors.streams_in([1]) == []

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from stream.config import AnalyzerSettings, BatchSettings, HttpSettings, KafkaSettings, ShedPolicy
-from stream.events import EventKind
-from stream.worker import EngineWorker
+from earwitness.events import EventKind
+from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
+from stream.engine.settings import BatchSettings, ShedPolicy
+from stream.engine.worker import EngineWorker
 from tests.support.analyzer import (
     BATCH,
     AnalyzerProcess,
@@ -53,13 +54,13 @@ ENGINE_START_S = 240
 
 
 def analyzer_settings(
-    bootstrap: str, input_topic: str, model_dir: Path, **kafka: object
+    bootstrap: str, frames_topic: str, model_dir: Path, **kafka: object
 ) -> AnalyzerSettings:
     return AnalyzerSettings(
         kafka=KafkaSettings(
             bootstrap_servers=bootstrap,
-            input_topic=input_topic,
-            output_topic=f"{input_topic}.captions",
+            frames_topic=frames_topic,
+            captions_topic=f"{frames_topic}.captions",
             group_id=unique_name("eo"),
             commit_interval_ms=200,
             **kafka,  # type: ignore[arg-type]
@@ -111,7 +112,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
     bad = bad_frames(streams[0].encode())
     picked = [bad[2], bad[4], bad[8], bad[11], bad[13]]  # keyed like streams[0]
     extra = {k: [record[1:]] for k, record in zip((1, 4, 8, 12, 16), picked, strict=True)}
-    feeder = Feeder(kafka_bootstrap, kafka.input_topic, streams, seconds=31, extra=extra)
+    feeder = Feeder(kafka_bootstrap, kafka.frames_topic, streams, seconds=31, extra=extra)
     expected = feeder.expected(4, 2, 1)
     feeder.publish(3)
 
@@ -125,7 +126,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
             assert f"failpoint {point}: SIGKILL" in proc.log(), proc.tail()
         feeder.publish(1)  # arrives while no analyzer runs
 
-    watch = CaptionWatch(kafka_bootstrap, kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, kafka.captions_topic)
     try:
         with running(settings, worker):
             feeder.publish_while(lambda: True, interval_s=0.2, at_most=feeder.chunks)
@@ -133,7 +134,7 @@ def test_sigkill_at_each_failpoint_then_restart_publishes_every_window_once(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.captions_topic)), expected)
     dead = read_to_end(kafka_bootstrap, kafka.dlq_topic)
     sources = [
         (h["ew-src-partition"], h["ew-src-offset"]) for h in (dict(m.headers()) for m in dead)
@@ -158,9 +159,9 @@ def test_a_member_joins_and_leaves_mid_stream_exactly_once_without_livelock(
     streams = keys_on_partitions("mic", partitions=2, per_partition=2)
     settings = analyzer_settings(kafka_bootstrap, new_topic(partitions=2), tiny_model_dir)
     kafka = settings.kafka
-    feeder = Feeder(kafka_bootstrap, kafka.input_topic, streams, seconds=30)
+    feeder = Feeder(kafka_bootstrap, kafka.frames_topic, streams, seconds=30)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(kafka_bootstrap, kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, kafka.captions_topic)
     try:
         with running(settings, worker), AnalyzerProcess(settings, tmp_path, "member-b") as b:
             feeder.publish(4)
@@ -179,7 +180,7 @@ def test_a_member_joins_and_leaves_mid_stream_exactly_once_without_livelock(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(kafka_bootstrap, kafka.captions_topic)), expected)
 
 
 def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
@@ -201,14 +202,14 @@ def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
     assert {reason for reason, *_ in bad} == REASONS, "the table misses a FrameError reason"
     feeder = Feeder(
         kafka_bootstrap,
-        settings.kafka.input_topic,
+        settings.kafka.frames_topic,
         ["cam"],
         seconds=6,
         extra={0: [r[1:] for r in bad[:8]], 2: [r[1:] for r in bad[8:]]},
     )
     expected = feeder.expected(4, 2, 1)
     assert expected == {"cam": [0, 1]}
-    watch = CaptionWatch(kafka_bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
     try:
         with running(settings, worker) as analyzer:
             feeder.publish_rest()
@@ -231,7 +232,7 @@ def test_every_kind_of_bad_frame_is_dead_lettered_and_good_frames_flow_on(
         added = dict(match[0][len(headers) :])
         assert added["ew-error"] == reason.encode()
         assert added["ew-error-detail"], f"{reason}: empty ew-error-detail"
-        assert added["ew-src-topic"] == settings.kafka.input_topic.encode()
+        assert added["ew-src-topic"] == settings.kafka.frames_topic.encode()
     for reason in REASONS:
         count = sum(1 for r, *_ in bad if r == reason)
         got = metrics.get_sample_value("earwitness_bad_frames_total", {"reason": reason})
@@ -245,19 +246,21 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
     tmp_path: Path,
 ):
     """
-    One window in the engine at a time, each taking ~3 s (900 tokens, ignore_eos), a 10 s
-    max.poll.interval.ms, pause at 2 pending windows, shed after 4 s queued; 2 streams x 24 s.
-    The poll loop keeps polling while paused: in a run several times max.poll.interval.ms long,
-    no eviction, no rebalance, and it finishes. /metrics shows paused partitions and shed
-    windows, and every shed window is a `shed` event on the caption topic.
+    One window in the engine at a time, each taking ~3 s (900 tokens, ignore_eos), a 20 s
+    max.poll.interval.ms, pause at 2 pending windows, shed once a window's end is 4 s old by
+    the wall clock; 2 streams x 24 s of audio stamped from now, published at once. The poll
+    loop keeps polling while paused: in a run longer than max.poll.interval.ms, no eviction,
+    no rebalance, and it finishes. /metrics shows paused partitions and shed windows, and every
+    shed window is a `shed` event on the caption topic. (The session timeout is 20 s: a 6 s one
+    was seen to expire on a loaded 2-core host, which is not what this test is about.)
     """
     streams = keys_on_partitions("dock", partitions=2, per_partition=1)
     settings = analyzer_settings(
         kafka_bootstrap,
         new_topic(partitions=2),
         tiny_model_dir,
-        max_poll_interval_ms=10_000,
-        session_timeout_ms=6_000,
+        max_poll_interval_ms=20_000,
+        session_timeout_ms=20_000,
     ).model_copy(
         update={
             "engine": engine_settings(tiny_model_dir, max_tokens=900, max_audio_s=4.0),
@@ -268,20 +271,22 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
                 pause_queued_windows=2,
                 resume_queued_windows=0,
                 max_lag_s=4.0,
-                shed=ShedPolicy.SKIP,
+                quiet_activity_db=0.0,  # a steady tone is "quiet" to its own noise floor:
+                shed=ShedPolicy.SKIP,  # shed only what goes stale, so the run lasts
                 drain_timeout_s=10,
             ),
         }
     )
-    feeder = Feeder(kafka_bootstrap, settings.kafka.input_topic, streams, seconds=24)
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, streams, seconds=24)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(kafka_bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
     paused_seen = 0.0
     try:
         with AnalyzerProcess(settings, tmp_path, "slow") as proc:
             port = proc.metrics_port()
             proc.wait_for_log(r"assigned \[\d", ENGINE_START_S)
             started_s = time.monotonic()
+            feeder.ts0_ns = time.time_ns()  # the audio is "live": it starts now
             feeder.publish_rest()
             deadline = time.monotonic() + 180
             while not covered(expected)(watch.events):
@@ -302,12 +307,12 @@ def test_slow_engine_pauses_and_sheds_but_is_never_evicted(
     shed = [e for e in watch.events if e.kind is EventKind.SHED]
     captioned = [e for e in watch.events if e.kind is EventKind.CAPTION]
     assert shed and captioned, f"{len(shed)} shed, {len(captioned)} captioned"
-    assert all(e.skipped and e.skipped.startswith("shed: queued") for e in shed)
+    assert all(e.skipped and e.skipped.startswith(("shed: stale", "shed: overload")) for e in shed)
     assert final['earwitness_windows_total{outcome="shed"}'] == len(shed)
     assert final['earwitness_windows_total{outcome="captioned"}'] == len(captioned)
     assert paused_seen > 0, "earwitness_partitions_paused never above 0"
     assert "paused input" in log and "resumed input" in log
-    assert busy_s > 12, f"the run took {busy_s:.0f} s: not longer than max.poll.interval.ms"
+    assert busy_s > 22, f"the run took {busy_s:.0f} s: not longer than max.poll.interval.ms"
     for sign in ("lost [", "revoked [", "maximum poll interval", "MAXPOLL"):
         assert sign not in log, f"{sign!r} in the log: the consumer was evicted\n{proc.tail()}"
 
@@ -330,7 +335,7 @@ def test_broker_restart_mid_stream_the_analyzer_recovers_exactly_once(
     settings = analyzer_settings(bootstrap, topic, tiny_model_dir, transaction_timeout_ms=20_000)
     feeder = Feeder(bootstrap, topic, streams, seconds=20)
     expected = feeder.expected(4, 2, 1)
-    watch = CaptionWatch(bootstrap, settings.kafka.output_topic)
+    watch = CaptionWatch(bootstrap, settings.kafka.captions_topic)
     try:
         with running(settings, worker, join_timeout_s=60):
             feeder.publish(6)
@@ -342,4 +347,4 @@ def test_broker_restart_mid_stream_the_analyzer_recovers_exactly_once(
     finally:
         watch.close()
 
-    assert_exactly_once(events_of(read_to_end(bootstrap, settings.kafka.output_topic)), expected)
+    assert_exactly_once(events_of(read_to_end(bootstrap, settings.kafka.captions_topic)), expected)

@@ -22,11 +22,11 @@ def test_windower_and_pending_windows_hold_the_commit_back():
     tracker = OffsetTracker()
     for offset in range(10):
         tracker.consumed(0, offset)
-    tracker.hold(("s", 1, 0), [(0, 3), (0, 2), (0, 5)])
+    pending_window = (0, 2)  # the lowest of its frames' positions (0, 3), (0, 2), (0, 5)
 
-    assert tracker.committable([(0, 4)]) == {0: 2}
+    assert tracker.committable([(0, 4), pending_window]) == {0: 2}
     tracker.committed({0: 2})
-    tracker.release(("s", 1, 0))
+    # the window is published: only the windower's hold is left
     assert tracker.committable([(0, 4)]) == {0: 4}
     assert tracker.committable([]) == {0: 10}
 
@@ -44,14 +44,11 @@ def test_revoked_partitions_are_forgotten():
     tracker = OffsetTracker()
     tracker.consumed(0, 3)
     tracker.consumed(1, 3)
-    tracker.hold(("s", 1, 0), [(1, 1)])
     tracker.forget([1])
-    assert tracker.committable([]) == {0: 4}
-    assert tracker.pending == 0
+    assert tracker.committable([(1, 1)]) == {0: 4}
 
 
 def test_positions_that_are_not_kafka_positions_are_ignored():
     tracker = OffsetTracker()
     tracker.consumed(0, 1)
-    tracker.hold(("s", 1, 0), [None])
-    assert tracker.committable([None]) == {0: 2}
+    assert tracker.committable([None, "x"]) == {0: 2}

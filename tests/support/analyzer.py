@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stream.analyzer import Analyzer
-from stream.config import AnalyzerSettings, BatchSettings
-from stream.engine import EngineSettings
-from stream.http import Health
+from stream.config import AnalyzerSettings
+from stream.engine.settings import BatchSettings, EngineSettings
+from stream.engine.worker import EngineWorker
 from stream.metrics import AnalyzerMetrics
+from stream.probes import Health
 from stream.topics import ensure_topics
-from stream.worker import EngineWorker
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from stream.events import CaptionEvent
+from earwitness.events import CaptionEvent
 from tests.support.frames import FRAME_MS, Tone, interleaved, produce
 from tests.support.kafka import unique_name
 from windowing.config import OUT_RATE_HZ
@@ -76,6 +76,8 @@ class Feeder:
     seconds: float
     chunk_s: float = 1.0
     extra: dict[int, list[Record]] = field(default_factory=dict)
+    ts0_ns: int = Tone.ts0_ns
+    """ew-ts of the first frame; the default lies in the future, so nothing is ever stale."""
     published: int = 0
     """Chunks published so far."""
 
@@ -120,7 +122,7 @@ class Feeder:
     def _chunk(self, k: int) -> None:
         last = k == self.chunks - 1
         tones = [
-            Tone(s, self.chunk_s, first_seq=k * self.frames_per_chunk, eos=last)
+            Tone(s, self.chunk_s, first_seq=k * self.frames_per_chunk, ts0_ns=self.ts0_ns, eos=last)
             for s in self.streams
         ]
         for record in [*interleaved(tones), *self.extra.get(k, [])]:

@@ -84,11 +84,15 @@ def test_in_order_gapless_stream_yields_exactly_the_grid(
         else []
     )
 
-    out = _run(_frames(sizes, audio), Windower(config))
+    everything = _run(_frames(sizes, audio), Windower(config))
+    out = [w for w in everything if not w.marker]
 
     assert [(x.index, x.final) for x in out] == [(i, False) for i, _, _ in full] + [
         (i, True) for i, _, _ in tail
     ]
+    finals = [w for w in everything if w.final]
+    assert len(finals) == 1 and finals[0] is everything[-1], "every segment closes exactly once"
+    assert finals[0].cursor.final and finals[0].marker == (not tail)
     for window, (_, lo, hi) in zip(out, full + tail, strict=True):
         np.testing.assert_array_equal(window.samples, expected[lo:hi])
         assert (window.start_ns, window.end_ns) == (T0_NS + lo * 62_500, T0_NS + hi * 62_500)
@@ -160,6 +164,10 @@ def test_windows_never_exceed_window_s(
         out += windower.tick(float(i))
     out += windower.flush_all()
     for window in out:
+        if window.marker:
+            assert window.final and window.cursor.final and len(window.samples) == 0
+            assert window.start_ns == window.end_ns and window.positions == ()
+            continue
         assert 0 < len(window.samples) <= config.window_samples
         assert window.duration_s <= config.window_s
         assert window.end_ns - window.start_ns == len(window.samples) * 62_500

@@ -7,6 +7,9 @@ frame   |─0──|─1──|─2──|─3──|─4──|─5──|
 w0      ├───────────────────┤                 out when frame 3 is in
 w1                ├───────────────────┤       out when frame 5 is in
 tail                        ├─────────…       final, on flush/idle/eos, if it holds new audio
+marker                                        final, no samples, when it holds none (or too
+                                              little): only the final cursor, so the close is
+                                              published and a replay rebuilds the same windows
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ GRID = [
     # frames  windows: (index, start sample, samples, final)
     (1, [(0, 0, 160, True)]),
     (3, [(0, 0, 480, True)]),
-    (4, [(0, 0, 640, False)]),  # tail [320, 640) holds no new audio: not emitted
+    (4, [(0, 0, 640, False), (1, 640, 0, True)]),  # no new audio after w0: a marker closes
+    #                                                the segment (final cursor, no samples)
     (5, [(0, 0, 640, False), (1, 320, 480, True)]),
-    (6, [(0, 0, 640, False), (1, 320, 640, False)]),
+    (6, [(0, 0, 640, False), (1, 320, 640, False), (2, 960, 0, True)]),
     (7, [(0, 0, 640, False), (1, 320, 640, False), (2, 640, 480, True)]),
 ]
 
@@ -91,14 +95,14 @@ BREAKS = [
     (
         "back",
         [(s, -20 if s >= 4 else 0, 16_000) for s in range(6)],
-        [(0, 0, 640, False, 0.0), (20, 0, 320, True, 0.0)],
-        {"segments_started": 2},
+        [(0, 0, 640, False, 0.0), (0, 1, 0, True, 0.0), (20, 0, 320, True, 0.0)],
+        {"segments_started": 2, "empty_tails": 1},
     ),
     (
         "drift",
         [(s, (-1) ** s, 16_000) for s in range(6)],
-        [(1, 0, 640, False, 0.0), (1, 1, 640, False, 0.0)],
-        {"segments_started": 1, "gaps_filled": 0},
+        [(1, 0, 640, False, 0.0), (1, 1, 640, False, 0.0), (1, 2, 0, True, 0.0)],
+        {"segments_started": 1, "gaps_filled": 0, "empty_tails": 1},
     ),
     (
         "format",
@@ -185,12 +189,16 @@ def test_eos_flushes_at_once() -> None:
     assert windower.push(frame(5, pcm=b"", eos=True), 0.0) == []  # nothing new to flush
 
 
-def test_empty_eos_frame_after_a_full_window_adds_nothing() -> None:
+def test_empty_eos_frame_after_a_full_window_closes_with_a_marker() -> None:
     windower = Windower(SMALL)
     out = [w for seq in range(4) for w in windower.push(frame(seq), 0.0)]
     out += windower.push(frame(4, pcm=b"", eos=True), 0.0)
-    assert shape(out) == [(0, 0, 640, False)]
-    assert windower.cursor("cam") == out[0].cursor
+    assert shape(out) == [(0, 0, 640, False), (1, 640, 0, True)]
+    marker = out[1]
+    assert marker.marker and marker.silent and marker.positions == ()
+    assert marker.cursor.final and (marker.cursor.seq, marker.cursor.window_index) == (5, 1)
+    assert windower.cursor("cam") == marker.cursor, "the final cursor, not window 0's"
+    assert windower.stats.empty_tails == 1
 
 
 def test_idle_stream_is_flushed_then_forgotten() -> None:
@@ -217,7 +225,8 @@ def test_short_tail_is_dropped_and_counted() -> None:
     settings = SMALL.model_copy(update={"min_window_s": 0.02})
     windower = Windower(settings)
     windower.push(frame(0), 0.0)
-    assert windower.flush_all() == []
+    (marker,) = windower.flush_all()
+    assert marker.marker and len(marker.samples) == 0 and marker.cursor.final
     assert windower.stats.short_tails_dropped == 1
 
 
@@ -274,11 +283,14 @@ def test_stereo_48k_is_downmixed_and_resampled_on_the_same_grid() -> None:
         for s in range(12)
     ]
     out = run(frames)
-    assert [(w.index, len(w.samples), w.final) for w in out] == [(k, 640, False) for k in range(5)]
+    assert [(w.index, len(w.samples), w.final) for w in out] == [
+        *((k, 640, False) for k in range(5)),
+        (5, 0, True),  # the audio ends on window 4's end: a marker closes the segment
+    ]
     reference = 0.5 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)
     middle = out[2].samples  # away from the segment's start, the filter has settled
     np.testing.assert_allclose(middle, reference[640 : 640 + 640], atol=2e-3)
-    assert out[-1].end_ns == T0_NS + 12 * FRAME_NS
+    assert out[-2].end_ns == out[-1].end_ns == T0_NS + 12 * FRAME_NS
 
 
 def test_memory_stays_bounded_by_one_window_and_slack() -> None:

@@ -92,6 +92,8 @@ BAD = [
     (b"cam", PCM, _with("ew-seq", b"1_000"), "bad_header"),
     (b"cam", PCM, _with("ew-seq", "7"), "bad_header"),  # type: ignore[arg-type]
     (b"cam", PCM, _with("ew-ts", b"1.5e18"), "bad_header"),
+    (b"cam", PCM, _with("ew-seq", b"9223372036854775808"), "bad_header"),  # 2^63: 19 digits
+    (b"cam", PCM, _with("ew-ts", b"9999999999999999999"), "bad_header"),
     (b"cam", PCM, _with("ew-ts", b"9" * 20), "bad_header"),
     (b"cam", PCM, _with("ew-ts", "\u0661".encode()), "bad_header"),  # Arabic-Indic one
     (b"cam", PCM, [*GOOD, ("ew-seq", b"8")], "bad_header"),

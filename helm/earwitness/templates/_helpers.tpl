@@ -173,11 +173,12 @@ from a mounted file (<field>_file); receiverCredentialField maps type → field.
 {{- end }}
 {{- if not (hasKey $kafka "captions_topic") }}
 {{- $analyzerKafka := include "earwitness.analyzer.kafka" . | fromYaml }}
-{{- $_ := set $kafka "captions_topic" ($analyzerKafka.output_topic | default "earwitness.captions") }}
+{{- $_ := set $kafka "captions_topic" ($analyzerKafka.captions_topic | default "earwitness.captions") }}
 {{- end }}
-{{- $client := include "earwitness.kafkaClient" (dict "root" . "own" $kafka.client_config) | fromYaml }}
+{{- $client := include "earwitness.kafkaClient" (dict "root" . "own" ($kafka.client | default $kafka.client_config)) | fromYaml }}
+{{- $_ := unset $kafka "client_config" }}
 {{- if $client }}
-{{- $_ := set $kafka "client_config" $client }}
+{{- $_ := set $kafka "client" $client }}
 {{- end }}
 {{- $_ := set $s "kafka" $kafka }}
 {{- $receivers := $s.receivers | default dict }}

@@ -2,15 +2,16 @@
 
 Threads and processes, and who owns them::
 
-    poll thread (Analyzer.run)        engine thread "engine-loop" (EngineWorker)
+    poll thread (Analyzer.run)        engine thread "ew-engine-loop" (EngineWorker)
       submit(window) ──call_soon_threadsafe──► MicroBatcher ──► EnginePool
       take_outcomes() ◄──── SimpleQueue ◄───── on_done(outcome)   └─► CaptionEngine x replicas
                                                                        (vLLM AsyncLLM each)
                                                                        └─► engine-core process
 
-``EngineWorker.start`` blocks until the engine is warm (or raises), ``stop`` finishes or
-abandons what is in flight and shuts the engine down, so no engine process outlives it. Only
-``submit``, ``take_outcomes``, ``pending`` and ``dead`` may be called from the poll thread.
+``EngineWorker.start`` blocks until the engine is warm (or raises, or ``interrupted`` says
+stop), ``stop`` finishes or abandons what is in flight and shuts the engine down, so no engine
+process outlives it. Only ``submit``, ``cancel``, ``take_outcomes``, ``pending``, ``dead`` and
+``stalled_s`` may be called from the poll thread.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ import threading
 import time
 from collections.abc import Callable
 
-from earwitness.errors import EngineDeadError
-from stream.batcher import MicroBatcher, Outcome
-from stream.config import BatchSettings
-from stream.engine import EngineSettings
-from stream.pool import EnginePool
+from earwitness.errors import EngineDeadError, FatalError
+from stream.engine.batcher import MicroBatcher, Outcome
+from stream.engine.pool import EnginePool
+from stream.engine.settings import BatchSettings, EngineSettings
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
 
+WindowKey = tuple[str, int, int]
+
+
+class StartInterrupted(FatalError):
+    """A stop was asked for while the engine was starting; nothing was served."""
+
 
 class EngineWorker:
-    """Runs the engine and the batcher on thread ``engine-loop``; see the module docstring."""
+    """Runs the engine and the batcher on thread ``ew-engine-loop``; see the module docstring."""
 
     def __init__(
         self,
@@ -55,16 +61,28 @@ class EngineWorker:
         self._finish = True
         self._submitted = 0
         self._reported = 0
+        self._busy_since_s = time.monotonic()
+        self._last_success_s = 0.0
         self.failure: BaseException | None = None
         """Why the engine thread ended early (start failure or a dead engine)."""
         self.abandoned: list[Window] = []
 
-    def start(self, timeout_s: float = 1800.0) -> None:
-        """Start the thread and block until the engine is warm; raise if it cannot start."""
-        self._thread = threading.Thread(target=self._thread_main, name="engine-loop", daemon=True)
+    def start(
+        self, timeout_s: float = 1800.0, interrupted: Callable[[], bool] = lambda: False
+    ) -> None:
+        """Start the thread and block until the engine is warm; raise if it cannot start, or
+        :class:`StartInterrupted` as soon as ``interrupted()`` (a signal handler's flag) says
+        so — the caller then stops the worker, and its processes are killed."""
+        self._thread = threading.Thread(
+            target=self._thread_main, name="ew-engine-loop", daemon=True
+        )
         self._thread.start()
-        if not self._ready.wait(timeout_s):
-            raise EngineDeadError(f"the engine was not ready after {timeout_s:.0f} s")
+        give_up = time.monotonic() + timeout_s
+        while not self._ready.wait(0.2):
+            if interrupted():
+                raise StartInterrupted("stopped while the engine was starting")
+            if time.monotonic() > give_up:
+                raise EngineDeadError(f"the engine was not ready after {timeout_s:.0f} s")
         if self.failure is not None:
             raise EngineDeadError(f"the engine failed to start: {self.failure}") from self.failure
 
@@ -72,8 +90,15 @@ class EngineWorker:
         """Hand a window to the batcher (thread-safe)."""
         if self._loop is None or self.batcher is None:
             raise EngineDeadError("the engine thread is not running")
+        if self.pending == 0:
+            self._busy_since_s = time.monotonic()
         self._submitted += 1
         self._loop.call_soon_threadsafe(self.batcher.submit, window, time.monotonic_ns())
+
+    def cancel(self, keys: list[WindowKey]) -> None:
+        """Drop these windows from the engine; each comes back as a ``cancelled`` outcome."""
+        if keys and self._loop is not None and self.batcher is not None:
+            self._loop.call_soon_threadsafe(self.batcher.cancel, keys)
 
     def take_outcomes(self) -> list[Outcome]:
         """Outcomes finished since the last call (thread-safe, never blocks)."""
@@ -92,6 +117,13 @@ class EngineWorker:
         return self._submitted - self._reported
 
     @property
+    def stalled_s(self) -> float:
+        """How long windows have been in the engine with no caption coming out (0: none)."""
+        if self.pending == 0:
+            return 0.0
+        return time.monotonic() - max(self._busy_since_s, self._last_success_s)
+
+    @property
     def dead(self) -> bool:
         """The engine thread ended without being asked to (engine death)."""
         return self.failure is not None
@@ -106,6 +138,12 @@ class EngineWorker:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             logger.error("engine thread did not stop within %.0f s", timeout_s)
+
+    def _done(self, outcome: Outcome) -> None:
+        """The batcher's outcomes (engine thread) → the poll thread's queue."""
+        if outcome.result is not None:
+            self._last_success_s = time.monotonic()
+        self._outcomes.put(outcome)
 
     def _thread_main(self) -> None:
         try:
@@ -123,7 +161,11 @@ class EngineWorker:
         await self.engine.start()
         try:
             self.batcher = MicroBatcher(
-                self.engine, self.batch_settings, self._outcomes.put, self.request_id
+                self.engine,
+                self.batch_settings,
+                self._done,
+                self.request_id,
+                request_timeout_s=self.engine_settings.request_timeout_s,
             )
             self._ready.set()
             await self._serve(self.batcher)

@@ -3,27 +3,33 @@
 ::
 
     submit(w) ─► heap by (ready time, order) ─► batch ─► prepare x n ─► generate x n ─► on_done
-                                                       │              (once all n are prepared)
+                 │                                     │              (once all n are prepared)
+                 └─ freshness (shedding.py): stale or  │
+                    overload-quiet windows → shed      │
      first window opens a batch ──┬── max_batch windows taken   ─┐
                                   └── max_wait_ms passed         ─┴─► launch; ≤ max_inflight
                                                                      windows inside the engine
 
 A launched batch is first *prepared* window by window (mel features and prompt, in vLLM's
 renderer threads), and only when every window of it is prepared (or rejected) are its requests
-handed to the engine core, in one go. The engine core then schedules the batch's audio encoder
-and prefill in a few large steps instead of one small step per window as each one finishes
-preprocessing: +8.7 % windows/s on an H200 (``docs/benchmarks.md``).
+handed to the engine core, in one go (``requests.py``). The engine core then schedules the
+batch's audio encoder and prefill in a few large steps instead of one small step per window as
+each one finishes preprocessing: +8.7 % windows/s on an H200 (``docs/benchmarks.md``).
 
-The oldest ready window always goes first, whatever its stream, so no stream starves. A window
-that waited longer than ``max_lag_s`` is shed (policy ``skip``: every stale window; ``widen``:
-stale windows of odd index) and reported as an outcome with ``shed`` set, never silently. A failed
-request is retried ``request_retries`` times, then its outcome carries the error; an input the
-engine rejects is not retried. A dead engine ends ``run`` with ``EngineDeadError``; windows still
+The oldest ready window always goes first, whatever its stream, so no stream starves. Windows
+that would reach the engine too late are shed by the freshness policy (``shedding.py``) when a
+batch is formed and on a sweep every second, slots or not, and reported as an outcome with
+``shed`` set, never silently. A failed or timed-out request is retried ``request_retries``
+times, then its outcome carries the error; an input the engine rejects is not retried.
+:meth:`MicroBatcher.cancel` drops windows the analyzer no longer wants (a revoked partition, an
+aborted transaction): queued ones leave the queue, in-flight ones are aborted, and each is
+reported ``cancelled``. A dead engine ends ``run`` with ``EngineDeadError``; windows still
 queued or in flight are then *not* reported: they were never acknowledged, so the analyzer does
 not commit past them and they are captioned again after the restart.
 
-Runs on one asyncio loop (the engine thread's; see ``stream/worker.py``): every method must be
-called from that loop.
+Runs on one asyncio loop (the engine thread's; see ``stream/engine/worker.py``): every method
+must be called from that loop. Tasks: ``micro-batcher`` (``run``), ``shed-sweep``, and one
+``caption:<request id>`` per window in flight, all owned here.
 """
 
 from __future__ import annotations
@@ -33,47 +39,23 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
 
 from earwitness import failpoints
-from earwitness.errors import BadInputError, EngineDeadError, TransientError
-from stream.config import BatchSettings, ShedPolicy
-from stream.engine import CaptionResult, PreparedWindow
+from earwitness.errors import EngineDeadError
+from stream.engine.engine import CaptionResult
+from stream.engine.requests import Captioner, Gate, caption_window
+from stream.engine.settings import BatchSettings
+from stream.engine.shedding import Freshness, Throughput
 from windowing.window import Window
 
 logger = logging.getLogger(__name__)
 
-
-class Captioner(Protocol):
-    """What the batcher needs of an engine (``stream.engine.CaptionEngine``)."""
-
-    def prepare(self, samples: np.ndarray, request_id: str) -> Awaitable[PreparedWindow]: ...
-
-    def generate(self, prepared: PreparedWindow) -> Awaitable[CaptionResult]: ...
-
-    def caption(self, samples: np.ndarray, request_id: str) -> Awaitable[CaptionResult]: ...
-
-
-class _Gate:
-    """Opens when every window of one batch has been prepared (or failed to be)."""
-
-    def __init__(self, windows: int) -> None:
-        self._left = windows
-        self._open = asyncio.Event()
-        if windows <= 0:
-            self._open.set()
-
-    def arrive(self) -> None:
-        self._left -= 1
-        if self._left <= 0:
-            self._open.set()
-
-    async def opened(self) -> None:
-        await self._open.wait()
+RECENT_BATCHES = 4096
+SWEEP_INTERVAL_S = 1.0
+WindowKey = tuple[str, int, int]
 
 
 @dataclass(frozen=True)
@@ -89,6 +71,8 @@ class Outcome:
     """Time from ``submit`` to the batch that took it (or to being shed)."""
     shed: str | None = None
     """Why load shedding dropped the window (then it never reached the engine)."""
+    cancelled: bool = False
+    """The analyzer cancelled it (:meth:`MicroBatcher.cancel`); nothing to publish."""
 
 
 @dataclass(order=True)
@@ -107,19 +91,27 @@ class MicroBatcher:
         settings: BatchSettings,
         on_done: Callable[[Outcome], None],
         request_id: Callable[[Window], str],
+        *,
+        request_timeout_s: float = 300.0,
+        freshness: Freshness | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.on_done = on_done
         self.request_id = request_id
+        self.request_timeout_s = request_timeout_s
+        self.freshness = freshness or Freshness(settings)
+        self.throughput = Throughput()
         self._heap: list[_Queued] = []
         self._order = itertools.count()
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.max_inflight)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Window] = {}
         self._dead: EngineDeadError | None = None
-        self.batch_sizes: list[int] = []
-        """Sizes of the batches launched so far (the worker exports them as a histogram)."""
+        self.batches = 0
+        """Batches launched so far."""
+        self.batch_sizes: deque[int] = deque(maxlen=RECENT_BATCHES)
+        """Sizes of the last :data:`RECENT_BATCHES` batches (benchmarks, tests)."""
 
     @property
     def queued(self) -> int:
@@ -137,12 +129,30 @@ class MicroBatcher:
 
     async def run(self) -> None:
         """Form and launch batches until cancelled or the engine dies."""
-        while self._dead is None:
-            batch = await self._next_batch()
-            if self._dead is None:
-                self._launch(batch)
+        sweep = asyncio.create_task(self._sweep(), name="shed-sweep")
+        try:
+            while self._dead is None:
+                batch = await self._next_batch()
+                if self._dead is None:
+                    self._launch(batch)
+        finally:
+            sweep.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         raise self._dead
+
+    def cancel(self, keys: Iterable[WindowKey]) -> int:
+        """Drop the windows ``keys`` name, queued or in flight; each is reported cancelled."""
+        wanted = set(keys)
+        dropped = [item.window for item in self._heap if item.window.key in wanted]
+        if dropped:
+            self._heap = [item for item in self._heap if item.window.key not in wanted]
+            heapq.heapify(self._heap)
+        for task, window in list(self._tasks.items()):
+            if window.key in wanted and task.cancel():
+                dropped.append(window)
+        for window in dropped:
+            self.on_done(Outcome(window, None, None, 0, 0, 0.0, cancelled=True))
+        return len(dropped)
 
     async def drain(self) -> None:
         """Wait until nothing is queued or in flight (shutdown with ``finish``)."""
@@ -162,11 +172,8 @@ class MicroBatcher:
         """Block for the first window and a free slot, then fill to max_batch or the deadline."""
         await self._first_window()
         await self._slots.acquire()
-        self._shed_stale()
-        if not self._heap and self._dead is None:
-            self._slots.release()
-            return []
-        if self._dead is not None:
+        self._shed()
+        if not self._heap or self._dead is not None:
             self._slots.release()
             return []
         batch = [heapq.heappop(self._heap)]
@@ -210,77 +217,70 @@ class MicroBatcher:
             return False
         return True
 
-    def _shed_stale(self) -> None:
-        """Report windows queued longer than max_lag_s as shed (see the module docstring)."""
+    async def _sweep(self) -> None:
+        """Shed on a timer too: with every slot busy (a slow or stuck engine) nothing else does."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            self._shed()
+
+    def _shed(self) -> None:
+        """Report what the freshness policy drops from the queue (see shedding.py)."""
+        if not self._heap:
+            return
+        plan = self.freshness.plan((item.window for item in self._heap), self.throughput.rate())
+        if not plan:
+            return
+        gone = {shed.window.key: shed.reason for shed in plan}
         now_ns = time.monotonic_ns()
-        limit_ns = now_ns - int(self.settings.max_lag_s * 1e9)
         kept: list[_Queued] = []
-        while self._heap and self._heap[0].ready_ns < limit_ns:
-            item = heapq.heappop(self._heap)
-            if self.settings.shed is ShedPolicy.WIDEN and item.window.index % 2 == 0:
+        for item in self._heap:
+            reason = gone.get(item.window.key)
+            if reason is None:
                 kept.append(item)
                 continue
-            waited_s = (now_ns - item.ready_ns) / 1e9
-            why = f"queued {waited_s:.1f} s > max_lag_s {self.settings.max_lag_s:g} s"
-            self.on_done(Outcome(item.window, None, None, 0, 0, waited_s * 1000, shed=why))
-        for item in kept:
-            heapq.heappush(self._heap, item)
+            queued_ms = (now_ns - item.ready_ns) / 1e6
+            self.on_done(Outcome(item.window, None, None, 0, 0, queued_ms, shed=reason))
+        heapq.heapify(kept)
+        self._heap = kept
 
     def _launch(self, batch: list[_Queued]) -> None:
         if not batch:
             return
+        self.batches += 1
         self.batch_sizes.append(len(batch))
         failpoints.hit("batch.launched")
         now_ns = time.monotonic_ns()
-        gate = _Gate(len(batch))
+        gate = Gate(len(batch))
         for item in batch:
             queued_ms = (now_ns - item.ready_ns) / 1e6
             task = asyncio.create_task(
                 self._caption(item.window, gate, len(batch), queued_ms),
                 name=f"caption:{self.request_id(item.window)}",
             )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = item.window
+            task.add_done_callback(self._forget_task)
+        self.throughput.busy(True)
 
-    async def _caption(
-        self, window: Window, gate: _Gate, batch_size: int, queued_ms: float
-    ) -> None:
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if not self._tasks:
+            self.throughput.busy(False)
+
+    async def _caption(self, window: Window, gate: Gate, batch_size: int, queued_ms: float) -> None:
         try:
-            result, error, attempts = await self._with_retries(window, gate)
+            result, error, attempts = await caption_window(
+                self.engine,
+                window.samples,
+                self.request_id(window),
+                gate,
+                retries=self.settings.request_retries,
+                timeout_s=self.request_timeout_s,
+            )
         except EngineDeadError as exc:
             self._dead = self._dead or exc
             self._arrived.set()  # wake run() so it stops forming batches
             return
         finally:
             self._slots.release()
+        self.throughput.record()
         self.on_done(Outcome(window, result, error, attempts, batch_size, queued_ms))
-
-    async def _with_retries(
-        self, window: Window, gate: _Gate
-    ) -> tuple[CaptionResult | None, str | None, int]:
-        """Prepare, wait for the rest of the batch, generate; retry a failure in full."""
-        request_id = self.request_id(window)
-        prepared: PreparedWindow | None = None
-        try:
-            prepared = await self.engine.prepare(window.samples, request_id)
-        except BadInputError as exc:
-            return None, f"rejected: {exc}", 1
-        except TransientError as exc:
-            logger.warning("preparing %s failed: %s", request_id, exc)
-        finally:
-            gate.arrive()
-        await gate.opened()
-        attempts, error = 0, ""
-        while attempts <= self.settings.request_retries:
-            attempts += 1
-            try:
-                if prepared is not None:
-                    first, prepared = prepared, None
-                    return await self.engine.generate(first), None, attempts
-                return await self.engine.caption(window.samples, request_id), None, attempts
-            except BadInputError as exc:
-                return None, f"rejected: {exc}", attempts
-            except TransientError as exc:
-                error = str(exc)
-                logger.warning("caption %s failed (attempt %d): %s", request_id, attempts, exc)
-        return None, f"failed after {attempts} attempts: {error}", attempts

@@ -18,7 +18,9 @@ calls exactly once, also on errors)::
                                            VLLM_ENABLE_V1_MULTIPROCESSING=0)
     stop(): AsyncLLM.shutdown() (vLLM terminates the child, force-kills it after ~5 s),
     destroys the client's ZMQ context, then waits for every process that appeared during
-    start() and kills any straggler.
+    start() and kills any straggler (``stream/engine/processes.py``).
+
+Settings and the prompt live in ``stream/engine/settings.py``.
 
 Preprocessing and the engine core. :meth:`CaptionEngine.caption` is :meth:`prepare` (the
 prompt rendered by ``AsyncLLM.renderer.render_cmpl_async``: tokenisation, Whisper mel features
@@ -42,220 +44,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
-from stream import orphans
+from stream.engine.processes import EngineProcesses, reap_orphans
+from stream.engine.settings import CAPTIONER_PROMPT, SAMPLE_RATE_HZ, EngineSettings
 
 if TYPE_CHECKING:
-    import psutil
     from vllm.v1.engine.async_llm import AsyncLLM
 
 logger = logging.getLogger(__name__)
-
-SAMPLE_RATE_HZ = 16_000
-AUDIO_TOKENS_PER_S = 13
-"""Qwen3-Omni's audio encoder emits 13 tokens per second of audio (30 s → 390)."""
-PROMPT_TEMPLATE_TOKENS = 10
-"""Tokens of the captioner prompt besides the audio placeholder."""
-CAPTIONER_PROMPT = (
-    "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n"
-)
-"""The captioner's prompt: one audio, no text, no system message (vLLM expands the pad)."""
-
-DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Captioner"
-
-
-class EngineSettings(BaseModel):
-    """How to build and drive the caption engine. Embedded in the analyzer's root settings.
-
-    The defaults are the GPU captioner's. On CPU (tests, demo) set ``model`` to a directory
-    from ``earwitness make-test-model``, ``load_format="dummy"``, ``enforce_eager=True``,
-    ``cpu_kv_cache_bytes`` and a small ``max_model_len``.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field(
-        default=DEFAULT_MODEL,
-        description="Local model directory or hub id. Point it at a directory: a hub id makes "
-        "vLLM download (no hub is reachable in CI).",
-    )
-    revision: str | None = Field(
-        default=None, description="Model revision (hub branch, tag or commit); recorded in events."
-    )
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        default="auto", description="Weight and activation dtype; auto = the checkpoint's (bf16)."
-    )
-    load_format: str = Field(
-        default="auto",
-        description='Weight loader; "dummy" = random weights (test model, benchmarks).',
-    )
-    quantization: str | None = Field(
-        default=None, description='Online quantisation, e.g. "fp8" (halves weights on Hopper).'
-    )
-    max_num_seqs: int = Field(
-        default=256, ge=1, description="Most requests (windows) the engine runs at once."
-    )
-    max_num_batched_tokens: int | None = Field(
-        default=None,
-        ge=1,
-        description="Token budget of one engine step (also the encoder-cache budget); "
-        "None = vLLM's default.",
-    )
-    max_model_len: int = Field(
-        default=2048, ge=64, description="Longest sequence: audio tokens + template + caption."
-    )
-    max_audio_s: float = Field(
-        default=30.0, gt=0, le=300, description="Longest window accepted, in seconds."
-    )
-    gpu_memory_utilization: float = Field(
-        default=0.9,
-        gt=0,
-        le=1,
-        description="Fraction of GPU memory one engine replica may use (ignored on CPU).",
-    )
-    replicas: int = Field(
-        default=1,
-        ge=1,
-        le=8,
-        description="Engines in this process sharing the same GPU(s), each with its own "
-        "engine-core process. Set gpu_memory_utilization to at most 1/replicas. 2 measured "
-        "slower than 1 on one H200 without MPS (docs/benchmarks.md): keep 1 unless measured.",
-    )
-    tensor_parallel_size: int = Field(
-        default=1, ge=1, description="GPUs one model is split across."
-    )
-    enforce_eager: bool = Field(
-        default=False, description="Skip CUDA graphs / torch.compile (True on CPU: faster start)."
-    )
-    max_cudagraph_capture_size: int | None = Field(
-        default=None,
-        ge=1,
-        description="Largest engine step (in tokens) captured as a CUDA graph; larger steps, "
-        "such as decode plus a batch's prefill, run without graphs. None = vLLM's default "
-        "(min(2 x max_num_seqs, 512)).",
-    )
-    cpu_kv_cache_bytes: int | None = Field(
-        default=None,
-        ge=1 << 20,
-        description="KV cache size in bytes (vLLM kv_cache_memory_bytes). Required on CPU, "
-        "where the worker otherwise reserves ~90 % of RAM; on GPU None = size it from "
-        "gpu_memory_utilization.",
-    )
-    limit_mm_per_prompt: dict[str, int] = Field(
-        default_factory=lambda: {"audio": 1, "image": 0, "video": 0},
-        description="Items per prompt by modality. image/video 0 skips the vision tower; "
-        'vLLM 0.26 on GPU crashes with that: use {"audio": 1} there.',
-    )
-    renderer_num_workers: int = Field(
-        default=1,
-        ge=1,
-        le=64,
-        description="Threads in vLLM's renderer pool (tokenisation; in vLLM 0.26 also the "
-        "Whisper mel features and multimodal processing of concurrent windows).",
-    )
-    mm_processor_cache_gb: float = Field(
-        default=0.0, ge=0, description="vLLM's multimodal input cache; stream audio never repeats."
-    )
-    temperature: float = Field(default=0.6, ge=0, description="Sampling temperature.")
-    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
-    top_k: int = Field(default=20, ge=-1, description="Top-k sampling; -1 = off.")
-    max_tokens: int = Field(
-        default=1024, ge=1, description="Caption length cap in tokens (real captions: 400-650)."
-    )
-    ignore_eos: bool = Field(
-        default=False, description="Always generate max_tokens (benchmarks with random weights)."
-    )
-    seed: int = Field(default=0, description="Engine random seed.")
-    warmup_windows: int = Field(
-        default=1,
-        ge=1,
-        description="Concurrent 30 s windows in the warm-up request of start(); on GPU use "
-        "a full batch so Triton compiles its kernels before readiness.",
-    )
-    log_stats: bool = Field(default=False, description="Let vLLM log throughput stats every 10 s.")
-    vllm_env: dict[str, str] = Field(
-        default_factory=dict,
-        description="Environment variables set before vLLM is imported "
-        '(e.g. {"VLLM_USE_FLASHINFER_SAMPLER": "0"}).',
-    )
-
-    @field_validator("limit_mm_per_prompt")
-    @classmethod
-    def _one_audio(cls, value: dict[str, int]) -> dict[str, int]:
-        if value.get("audio") != 1:
-            raise ValueError("limit_mm_per_prompt must allow exactly one audio per prompt")
-        if unknown := set(value) - {"audio", "image", "video"}:
-            raise ValueError(f"unknown modalities in limit_mm_per_prompt: {sorted(unknown)}")
-        if any(count < 0 for count in value.values()):
-            raise ValueError("limit_mm_per_prompt counts must be >= 0")
-        return value
-
-    @model_validator(mode="after")
-    def _replicas_fit_memory(self) -> EngineSettings:
-        on_gpu = self.cpu_kv_cache_bytes is None
-        if on_gpu and self.replicas * self.gpu_memory_utilization > 1.0:
-            raise ValueError(
-                f"replicas={self.replicas} x gpu_memory_utilization="
-                f"{self.gpu_memory_utilization:g} exceeds the GPU; lower gpu_memory_utilization"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _fits_model_len(self) -> EngineSettings:
-        needed = prompt_tokens(self.max_audio_s) + self.max_tokens
-        if needed > self.max_model_len:
-            raise ValueError(
-                f"max_model_len={self.max_model_len} < {needed} tokens needed for a "
-                f"{self.max_audio_s:g} s window ({prompt_tokens(self.max_audio_s)} prompt "
-                f"tokens) plus max_tokens={self.max_tokens}"
-            )
-        return self
-
-    def engine_args(self) -> dict[str, Any]:
-        """Keyword arguments for vLLM's ``AsyncEngineArgs``."""
-        args: dict[str, Any] = {
-            "model": self.model,
-            "tokenizer": self.model,
-            "revision": self.revision,
-            "tokenizer_revision": self.revision,
-            "dtype": self.dtype,
-            "load_format": self.load_format,
-            "quantization": self.quantization,
-            "max_num_seqs": self.max_num_seqs,
-            "max_model_len": self.max_model_len,
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "enforce_eager": self.enforce_eager,
-            "limit_mm_per_prompt": dict(self.limit_mm_per_prompt),
-            "mm_processor_cache_gb": self.mm_processor_cache_gb,
-            "renderer_num_workers": self.renderer_num_workers,
-            "seed": self.seed,
-            "disable_log_stats": not self.log_stats,
-        }
-        optional = {
-            "max_num_batched_tokens": self.max_num_batched_tokens,
-            "kv_cache_memory_bytes": self.cpu_kv_cache_bytes,
-        }
-        if self.max_cudagraph_capture_size is not None:
-            args["compilation_config"] = {
-                "max_cudagraph_capture_size": self.max_cudagraph_capture_size
-            }
-        args.update({key: value for key, value in optional.items() if value is not None})
-        return args
-
-
-def prompt_tokens(audio_s: float) -> int:
-    """Prompt length in tokens for a window of ``audio_s`` seconds (30 s → 400)."""
-    return math.ceil(audio_s * AUDIO_TOKENS_PER_S) + PROMPT_TEMPLATE_TOKENS
 
 
 @dataclass(frozen=True)
@@ -299,23 +102,16 @@ class CaptionEngine:
     """Owns vLLM's ``AsyncLLM`` (and through it the engine-core process); see the module doc.
 
     Use from one asyncio loop: ``await start()``, any number of concurrent ``await
-    caption(...)``, then ``await stop()`` (also an async context manager).
+    caption(...)``, then ``await stop()``.
     """
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._llm: AsyncLLM | None = None
-        self._children: list[psutil.Process] = []
+        self._processes = EngineProcesses()
         self._sampling: Any = None
         self.start_s: float | None = None
         """Seconds start() took (build + warm-up), for the readiness log and metrics."""
-
-    async def __aenter__(self) -> CaptionEngine:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     @property
     def is_alive(self) -> bool:
@@ -325,12 +121,7 @@ class CaptionEngine:
     @property
     def process_ids(self) -> tuple[int, ...]:
         """Pids of the engine's child processes (EngineCore, CPU workers); () when stopped."""
-        return tuple(child.pid for child in self._children)
-
-    async def check_health(self) -> None:
-        """Raise ``EngineDeadError`` unless the engine is alive."""
-        if not self.is_alive:
-            raise EngineDeadError("the caption engine is not running")
+        return self._processes.pids
 
     async def start(self) -> None:
         """Build the engine (spawns the engine-core process) and run the warm-up request."""
@@ -408,15 +199,10 @@ class CaptionEngine:
             llm.shutdown()
             _destroy_zmq_context(llm)
             del llm
-        children, self._children = self._children, []
-        if children:
-            await asyncio.to_thread(_reap, children, timeout_s)
-            orphans.forget(child.pid for child in children)
+        await asyncio.to_thread(self._processes.reap, timeout_s)
         logger.info("caption engine stopped")
 
     def _build(self) -> AsyncLLM:
-        import psutil
-
         _prepare_vllm(self.settings.vllm_env)
         from vllm import SamplingParams
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -432,19 +218,9 @@ class CaptionEngine:
             ignore_eos=s.ignore_eos,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
-        orphans.reap_orphans()
-        me = psutil.Process()
-        before = {child.pid for child in me.children(recursive=True)}
-        try:
+        reap_orphans()
+        with self._processes.watch():
             return AsyncLLM.from_engine_args(AsyncEngineArgs(**s.engine_args()))
-        finally:
-            self._children = [
-                child
-                for child in me.children(recursive=True)
-                if child.pid not in before and not _is_multiprocessing_helper(child)
-            ]
-            orphans.record(self._children)
-            logger.info("engine processes: %s", _describe(self._children))
 
     async def _warm_up(self) -> None:
         window = _warmup_window(min(self.settings.max_audio_s, 30.0))
@@ -511,40 +287,3 @@ def _destroy_zmq_context(llm: AsyncLLM) -> None:
     context = getattr(resources, "ctx", None)
     if context is not None and not context.closed:
         context.destroy(linger=0)
-
-
-def _is_multiprocessing_helper(proc: psutil.Process) -> bool:
-    """Python's resource tracker / forkserver: shared by the process, it exits with it."""
-    import psutil
-
-    try:
-        cmdline = " ".join(proc.cmdline())
-    except psutil.Error:
-        return False
-    return "multiprocessing.resource_tracker" in cmdline or "multiprocessing.forkserver" in cmdline
-
-
-def _describe(procs: list[psutil.Process]) -> list[str]:
-    import psutil
-
-    described = []
-    for proc in procs:
-        try:
-            described.append(f"{proc.name()}[{proc.pid}]")
-        except psutil.Error:
-            described.append(f"?[{proc.pid}]")
-    return described
-
-
-def _reap(children: list[psutil.Process], timeout_s: float) -> None:
-    """Wait for the engine's processes to exit; kill (and log) any that do not."""
-    import psutil
-
-    _, alive = psutil.wait_procs(children, timeout=timeout_s)
-    for proc in alive:
-        logger.warning("engine process %d outlived shutdown; killing it", proc.pid)
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            continue
-    psutil.wait_procs(alive, timeout=timeout_s)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import psutil
 
-from stream import orphans
+from stream.engine import processes as orphans
 
 # A stand-in "analyzer" that starts a long-lived child (its "engine"), records it, and waits.
 ANALYZER = """
 import subprocess, sys, time, psutil
 from pathlib import Path
-from stream import orphans
+from stream.engine import processes as orphans
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 orphans.record([psutil.Process(child.pid)], Path(sys.argv[1]))
 print(child.pid, flush=True)

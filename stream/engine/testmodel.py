@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.engine import CAPTIONER_PROMPT
+from stream.engine.settings import CAPTIONER_PROMPT
 
 __all__ = ["CAPTIONER_PROMPT", "REAL", "TINY", "Dims", "build_tokenizer", "write_test_model"]
 

@@ -23,16 +23,16 @@ import soundfile as sf
 from confluent_kafka import KafkaException, Producer
 
 from earwitness.errors import ConfigError
-from stream.config import AnalyzerSettings, load_analyzer_settings
+from earwitness.kafka import ToolSettings, load_tool_settings
 from windowing.wire import encode_frame
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="audio file (WAV, FLAC, OGG, ...)")
     parser.add_argument("--stream", required=True, help="stream id (the Kafka key)")
-    parser.add_argument("--config", type=Path, help="analyzer config (for broker and topic)")
+    parser.add_argument("--config", type=Path, help="analyzer settings (for broker and topic)")
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: from settings)")
     parser.add_argument("--topic", help="frames topic (default: the analyzer's input topic)")
     parser.add_argument("--frame-ms", type=int, default=20, help="frame length, ms (default 20)")
@@ -56,11 +56,11 @@ class PublishPlan:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_analyzer_settings(args.config)
+    settings = load_tool_settings(args.config)
     plan = PublishPlan(
         path=args.path,
         stream_id=args.stream,
-        topic=args.topic or settings.kafka.input_topic,
+        topic=args.topic or settings.kafka.frames_topic,
         frame_ms=args.frame_ms,
         fmt=args.format,
         realtime=args.realtime,
@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         remaining = producer.flush(30)
     if remaining:
-        log.error("%d frames were not delivered", remaining)
+        logger.error("%d frames were not delivered", remaining)
         return 1
-    log.info(
+    logger.info(
         "published %d frames of %s as stream %r to %s", sent, plan.path, plan.stream_id, plan.topic
     )
     return 0
@@ -150,7 +150,7 @@ def _produce(producer: Producer, topic: str, key: bytes, value: bytes, headers: 
             raise ConfigError(f"cannot publish to {topic}: {exc}") from exc
 
 
-def _producer_config(settings: AnalyzerSettings, bootstrap: str | None) -> dict[str, object]:
+def _producer_config(settings: ToolSettings, bootstrap: str | None) -> dict[str, object]:
     return {
         **settings.kafka.client_config(),
         "bootstrap.servers": bootstrap or settings.kafka.bootstrap_servers,

@@ -6,7 +6,7 @@ a core with the GPU busy 16-38 % of the time (``docs/benchmarks.md``). ``engine.
 starts that many :class:`~stream.engine.CaptionEngine` objects in this process, each with its
 own engine-core process, and spreads windows over them::
 
-    EnginePool                       owner: EngineWorker (thread "engine-loop")
+    EnginePool                       owner: EngineWorker (thread "ew-engine-loop")
     ├── CaptionEngine replica 0      └── process "VLLM::EngineCore"
     └── CaptionEngine replica 1      └── process "VLLM::EngineCore"
 
@@ -28,7 +28,8 @@ import logging
 
 import numpy as np
 
-from stream.engine import CaptionEngine, CaptionResult, EngineSettings, PreparedWindow
+from stream.engine.engine import CaptionEngine, CaptionResult, PreparedWindow
+from stream.engine.settings import EngineSettings
 
 logger = logging.getLogger(__name__)
 

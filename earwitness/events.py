@@ -1,25 +1,37 @@
-"""Caption events: what the analyzer publishes, one per window, and what the sinks consume.
+"""The caption event: the contract between the analyzer, which publishes one per window, and
+every reader (the alert runner, ``earwitness tail``, downstream consumers).
 
+It lives here, not in ``stream/``, so that readers import it without importing the analyzer.
 A caption event is serialised with orjson as the Kafka value (key = stream id) and carries
 CloudEvents binary-mode headers (``ce_*``, see :func:`cloudevent_headers`). Its JSON Schema is
 committed as ``docs/caption-event.schema.json``; ``tests/test_events.py`` fails when it drifts.
+
+The default topic names live here too, so every service, the CLI, the examples and the chart
+agree on them: frames (:data:`FRAMES_TOPIC`) → captions (:data:`CAPTIONS_TOPIC`) → alerts
+(:data:`ALERTS_TOPIC`).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from windowing.window import Window
+FRAMES_TOPIC = "earwitness.frames"
+"""Default topic of audio frames (the analyzer's input, what ``ingest``/``publish`` write)."""
+CAPTIONS_TOPIC = "earwitness.captions"
+"""Default topic of caption events (the analyzer's output, the alert runner's input)."""
+ALERTS_TOPIC = "earwitness.alerts"
+"""Default topic of alerts (the Kafka receiver of the alert runner, ``tail --alerts``)."""
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Additive version of the event: a new version only adds optional fields, and readers ignore
+fields they do not know, so any reader reads any version. A breaking change would get a new
+CloudEvents type (``io.earwitness.caption.v2``) instead. Version 2 added ``frames``,
+``analyzer`` and the generation fields (``model_family`` … ``reasoning``): docs/events.md."""
 CLOUDEVENT_TYPE = "io.earwitness.caption.v1"
 CLOUDEVENT_SOURCE = "earwitness/analyzer"
 _EVENT_NAMESPACE = uuid.UUID("8d1f6a52-5a4f-4d0e-9b1e-6f0c2a7d9e31")
@@ -38,10 +50,14 @@ class EventKind(StrEnum):
     """The engine failed on the window twice; ``error`` says why."""
 
 
+_READER = ConfigDict(frozen=True, extra="ignore")
+"""Unknown fields (from a newer analyzer) are ignored, never an error (see SCHEMA_VERSION)."""
+
+
 class AudioStats(BaseModel):
     """Loudness and completeness of the window's audio."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _READER
 
     rms_dbfs: float = Field(description="RMS level in dBFS (-inf clamped to -120).")
     peak_dbfs: float = Field(description="Peak sample level in dBFS (-inf clamped to -120).")
@@ -51,7 +67,7 @@ class AudioStats(BaseModel):
 class Timings(BaseModel):
     """Wall-clock timings of the window's path through the analyzer."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _READER
 
     window_closed_ns: int = Field(description="When the window was complete (Unix ns, wall clock).")
     caption_produced_ns: int = Field(description="When this event was built (Unix ns, wall clock).")
@@ -60,10 +76,33 @@ class Timings(BaseModel):
     )
 
 
+class FrameRange(BaseModel):
+    """Where the window's frames are: its audio can be read back from the frames topic."""
+
+    model_config = _READER
+
+    topic: str = Field(description="The frames topic.")
+    partition: int = Field(ge=0, description="Partition of the stream's frames.")
+    first_offset: int = Field(ge=0, description="Offset of the window's first frame.")
+    last_offset: int = Field(
+        ge=0, description="Offset of its last frame (inclusive); other streams' frames between."
+    )
+
+
+class AnalyzerInfo(BaseModel):
+    """Which analyzer made the event, with which settings (traceable in the audit trail)."""
+
+    model_config = _READER
+
+    instance: str = Field(description="The analyzer instance (its transactional id).")
+    config_hash: str = Field(description="sha256 of its settings, secrets removed.")
+    version: str = Field(description="earwitness version.")
+
+
 class CaptionEvent(BaseModel):
     """One window's outcome. ``event_id`` is the same whenever the same window is replayed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _READER
 
     schema_version: int = Field(default=SCHEMA_VERSION, description="Version of this schema.")
     event_id: str = Field(description="Deterministic UUIDv5 of stream, segment, window, revision.")
@@ -82,6 +121,27 @@ class CaptionEvent(BaseModel):
     skipped: str | None = Field(default=None, description="Why no caption was asked for.")
     error: str | None = Field(default=None, description="Why the engine produced no caption.")
     timings: Timings
+    frames: FrameRange | None = Field(
+        default=None, description="Where the window's frames are (null: no Kafka position)."
+    )
+    analyzer: AnalyzerInfo | None = Field(default=None, description="Who made this event.")
+    model_family: str | None = Field(
+        default=None, description="Model family (qwen3-omni-captioner, qwen2.5-omni, ...)."
+    )
+    prompt_id: str | None = Field(
+        default=None, description="Hash of the system prompt and prompt the model was given."
+    )
+    finish_reason: str | None = Field(
+        default=None, description="Why generation stopped: stop (end of caption) or length."
+    )
+    prompt_tokens: int | None = Field(default=None, ge=0, description="Prompt length in tokens.")
+    output_tokens: int | None = Field(default=None, ge=0, description="Caption length in tokens.")
+    truncated: bool | None = Field(
+        default=None, description="True when max_tokens cut the caption short."
+    )
+    reasoning: str | None = Field(
+        default=None, description="A thinking model's reasoning, when asked to keep it."
+    )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -121,42 +181,3 @@ def cloudevent_headers(event: CaptionEvent) -> list[tuple[str, bytes]]:
 def json_schema() -> dict[str, object]:
     """The JSON Schema committed as ``docs/caption-event.schema.json``."""
     return CaptionEvent.model_json_schema()
-
-
-def window_event(
-    window: Window,
-    kind: EventKind,
-    *,
-    model: str,
-    model_revision: str,
-    closed_ns: int,
-    caption: str | None = None,
-    engine_latency_ms: float | None = None,
-    skipped: str | None = None,
-    error: str | None = None,
-) -> CaptionEvent:
-    """The event for one window's outcome."""
-    return CaptionEvent(
-        event_id=event_id(window.stream_id, window.segment_id, window.index, model_revision),
-        kind=kind,
-        stream_id=window.stream_id,
-        segment_id=window.segment_id,
-        window_index=window.index,
-        window_start_ns=window.start_ns,
-        window_end_ns=window.end_ns,
-        window_start=rfc3339(window.start_ns),
-        window_end=rfc3339(window.end_ns),
-        caption=caption,
-        model=model,
-        model_revision=model_revision,
-        audio=AudioStats(
-            rms_dbfs=window.rms_dbfs, peak_dbfs=window.peak_dbfs, gap_fraction=window.gap_fraction
-        ),
-        skipped=skipped,
-        error=error,
-        timings=Timings(
-            window_closed_ns=closed_ns,
-            caption_produced_ns=time.time_ns(),
-            engine_latency_ms=engine_latency_ms,
-        ),
-    )

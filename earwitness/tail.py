@@ -13,16 +13,18 @@ from pathlib import Path
 
 from confluent_kafka import Consumer
 
-from stream.config import load_analyzer_settings
-from stream.events import CaptionEvent
+from earwitness.events import ALERTS_TOPIC, CaptionEvent
+from earwitness.kafka import load_tool_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="analyzer config (for broker and topic)")
+    parser.add_argument(
+        "--config", type=Path, help="analyzer or alert runner settings (for broker and topic)"
+    )
     parser.add_argument("--bootstrap", help="Kafka bootstrap servers (default: from settings)")
     parser.add_argument("--topic", help="topic to read (default: captions, or alerts)")
     parser.add_argument("--alerts", action="store_true", help="read the alerts topic instead")
-    parser.add_argument("--alerts-topic", default="earwitness.alerts", help="alerts topic name")
+    parser.add_argument("--alerts-topic", default=ALERTS_TOPIC, help="alerts topic name")
     parser.add_argument("--from-beginning", action="store_true", help="replay the whole topic")
     parser.add_argument("--json", action="store_true", help="print the raw JSON values")
     parser.add_argument("--max-events", type=int, default=0, help="stop after N (0: never)")
@@ -35,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_analyzer_settings(args.config)
-    topic = args.topic or (args.alerts_topic if args.alerts else settings.kafka.output_topic)
+    settings = load_tool_settings(args.config)
+    topic = args.topic or (args.alerts_topic if args.alerts else settings.kafka.captions_topic)
     consumer = Consumer(
         {
             **settings.kafka.client_config(),

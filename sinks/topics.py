@@ -1,0 +1,22 @@
+"""The alert runner's topics: checked (and, if allowed, created) before it joins the group.
+
+The state topic is compacted (one record per open incident); the dead-letter topic holds
+alerts no receiver took and captions that did not parse. The captions topic is the analyzer's.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from earwitness.topics import create_missing, existing_topics
+from sinks.config import KafkaSettings
+
+
+def ensure_topics(kafka: KafkaSettings) -> None:
+    """Create the state and dead-letter topics when missing (if ``kafka.create_topics``)."""
+    admin = AdminClient(kafka.client_config())
+    wanted = [
+        NewTopic(kafka.state_topic, 1, -1, config={"cleanup.policy": "compact"}),
+        NewTopic(kafka.dead_letter_topic, 1, -1),
+    ]
+    create_missing(admin, wanted, existing_topics(admin), allowed=kafka.create_topics)

@@ -1,0 +1,22 @@
+"""The engine room: the vLLM caption engine on its own thread, behind four calls.
+
+::
+
+    poll thread (stream/analyzer.py)  │  thread "ew-engine-loop" (worker.py)
+                                      │
+      submit(window)  ────────────────┼──► MicroBatcher (batcher.py) ──► EnginePool (pool.py)
+      take_outcomes() ◄───────────────┼─── Outcome                        └─► CaptionEngine
+      pending, dead                   │                                      (engine.py, vLLM)
+                                      │                                      └─► processes.py
+
+The folder boundary is the thread boundary: only :class:`EngineWorker`'s ``submit``,
+``take_outcomes``, ``pending`` and ``dead`` (and the :class:`Outcome` it hands back) cross it.
+``settings.py`` holds the engine's and the batcher's settings; ``testmodel.py`` writes the tiny
+random-weight model that CI and the CPU demo run (``earwitness make-test-model``).
+"""
+
+from stream.engine.batcher import Outcome
+from stream.engine.settings import BatchSettings, EngineSettings
+from stream.engine.worker import EngineWorker
+
+__all__ = ["BatchSettings", "EngineSettings", "EngineWorker", "Outcome"]

@@ -1,0 +1,303 @@
+"""The engine's settings, apart from the code that runs it (as vLLM keeps ``config/`` apart).
+
+``EngineSettings`` says how to build and drive the vLLM engine; ``BatchSettings`` how windows
+are micro-batched into it and how the analyzer's flow control treats them. Both are embedded
+in the analyzer's root settings (``stream/config.py``) as ``engine`` and ``batch``.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SAMPLE_RATE_HZ = 16_000
+AUDIO_TOKENS_PER_S = 13
+"""Qwen3-Omni's audio encoder emits 13 tokens per second of audio (30 s → 390)."""
+PROMPT_TEMPLATE_TOKENS = 10
+"""Tokens of the captioner prompt besides the audio placeholder."""
+CAPTIONER_PROMPT = (
+    "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n"
+)
+"""The captioner's prompt: one audio, no text, no system message (vLLM expands the pad)."""
+
+DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Captioner"
+
+
+class EngineSettings(BaseModel):
+    """How to build and drive the caption engine. Embedded in the analyzer's root settings.
+
+    The defaults are the GPU captioner's. On CPU (tests, demo) set ``model`` to a directory
+    from ``earwitness make-test-model``, ``load_format="dummy"``, ``enforce_eager=True``,
+    ``cpu_kv_cache_bytes`` and a small ``max_model_len``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Local model directory or hub id. Point it at a directory: a hub id makes "
+        "vLLM download (no hub is reachable in CI).",
+    )
+    revision: str | None = Field(
+        default=None, description="Model revision (hub branch, tag or commit); recorded in events."
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        default="auto", description="Weight and activation dtype; auto = the checkpoint's (bf16)."
+    )
+    load_format: str = Field(
+        default="auto",
+        description='Weight loader; "dummy" = random weights (test model, benchmarks).',
+    )
+    quantization: str | None = Field(
+        default=None, description='Online quantisation, e.g. "fp8" (halves weights on Hopper).'
+    )
+    max_num_seqs: int = Field(
+        default=256, ge=1, description="Most requests (windows) the engine runs at once."
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Token budget of one engine step (also the encoder-cache budget); "
+        "None = vLLM's default.",
+    )
+    max_model_len: int = Field(
+        default=2048, ge=64, description="Longest sequence: audio tokens + template + caption."
+    )
+    max_audio_s: float = Field(
+        default=30.0, gt=0, le=300, description="Longest window accepted, in seconds."
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Fraction of GPU memory one engine replica may use (ignored on CPU).",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Engines in this process sharing the same GPU(s), each with its own "
+        "engine-core process. Set gpu_memory_utilization to at most 1/replicas. 2 measured "
+        "slower than 1 on one H200 without MPS (docs/benchmarks.md): keep 1 unless measured.",
+    )
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, description="GPUs one model is split across."
+    )
+    enforce_eager: bool = Field(
+        default=False, description="Skip CUDA graphs / torch.compile (True on CPU: faster start)."
+    )
+    max_cudagraph_capture_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest engine step (in tokens) captured as a CUDA graph; larger steps, "
+        "such as decode plus a batch's prefill, run without graphs. None = vLLM's default "
+        "(min(2 x max_num_seqs, 512)).",
+    )
+    cpu_kv_cache_bytes: int | None = Field(
+        default=None,
+        ge=1 << 20,
+        description="KV cache size in bytes (vLLM kv_cache_memory_bytes). Required on CPU, "
+        "where the worker otherwise reserves ~90 % of RAM; on GPU None = size it from "
+        "gpu_memory_utilization.",
+    )
+    limit_mm_per_prompt: dict[str, int] = Field(
+        default_factory=lambda: {"audio": 1, "image": 0, "video": 0},
+        description="Items per prompt by modality. image/video 0 skips the vision tower; "
+        'vLLM 0.26 on GPU crashes with that: use {"audio": 1} there.',
+    )
+    renderer_num_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Threads in vLLM's renderer pool (tokenisation; in vLLM 0.26 also the "
+        "Whisper mel features and multimodal processing of concurrent windows).",
+    )
+    mm_processor_cache_gb: float = Field(
+        default=0.0, ge=0, description="vLLM's multimodal input cache; stream audio never repeats."
+    )
+    temperature: float = Field(default=0.6, ge=0, description="Sampling temperature.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    top_k: int = Field(default=20, ge=-1, description="Top-k sampling; -1 = off.")
+    max_tokens: int = Field(
+        default=1024, ge=1, description="Caption length cap in tokens (real captions: 400-650)."
+    )
+    ignore_eos: bool = Field(
+        default=False, description="Always generate max_tokens (benchmarks with random weights)."
+    )
+    seed: int = Field(default=0, description="Engine random seed.")
+    request_timeout_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="Longest one window may take in the engine (preprocessing and generation); "
+        "past it the request is aborted, then retried or turned into an error event.",
+    )
+    stall_unready_s: float = Field(
+        default=120.0,
+        gt=0.0,
+        description="With windows in the engine and no caption out for this long, /readyz fails.",
+    )
+    stall_unhealthy_s: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="... and /healthz fails after this long, so the orchestrator restarts the "
+        "analyzer (its uncommitted windows are replayed).",
+    )
+    warmup_windows: int = Field(
+        default=1,
+        ge=1,
+        description="Concurrent 30 s windows in the warm-up request of start(); on GPU use "
+        "a full batch so Triton compiles its kernels before readiness.",
+    )
+    log_stats: bool = Field(default=False, description="Let vLLM log throughput stats every 10 s.")
+    vllm_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables set before vLLM is imported "
+        '(e.g. {"VLLM_USE_FLASHINFER_SAMPLER": "0"}).',
+    )
+
+    @field_validator("limit_mm_per_prompt")
+    @classmethod
+    def _one_audio(cls, value: dict[str, int]) -> dict[str, int]:
+        if value.get("audio") != 1:
+            raise ValueError("limit_mm_per_prompt must allow exactly one audio per prompt")
+        if unknown := set(value) - {"audio", "image", "video"}:
+            raise ValueError(f"unknown modalities in limit_mm_per_prompt: {sorted(unknown)}")
+        if any(count < 0 for count in value.values()):
+            raise ValueError("limit_mm_per_prompt counts must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_fit_memory(self) -> EngineSettings:
+        on_gpu = self.cpu_kv_cache_bytes is None
+        if on_gpu and self.replicas * self.gpu_memory_utilization > 1.0:
+            raise ValueError(
+                f"replicas={self.replicas} x gpu_memory_utilization="
+                f"{self.gpu_memory_utilization:g} exceeds the GPU; lower gpu_memory_utilization"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _fits_model_len(self) -> EngineSettings:
+        needed = prompt_tokens(self.max_audio_s) + self.max_tokens
+        if needed > self.max_model_len:
+            raise ValueError(
+                f"max_model_len={self.max_model_len} < {needed} tokens needed for a "
+                f"{self.max_audio_s:g} s window ({prompt_tokens(self.max_audio_s)} prompt "
+                f"tokens) plus max_tokens={self.max_tokens}"
+            )
+        return self
+
+    def engine_args(self) -> dict[str, Any]:
+        """Keyword arguments for vLLM's ``AsyncEngineArgs``."""
+        args: dict[str, Any] = {
+            "model": self.model,
+            "tokenizer": self.model,
+            "revision": self.revision,
+            "tokenizer_revision": self.revision,
+            "dtype": self.dtype,
+            "load_format": self.load_format,
+            "quantization": self.quantization,
+            "max_num_seqs": self.max_num_seqs,
+            "max_model_len": self.max_model_len,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "enforce_eager": self.enforce_eager,
+            "limit_mm_per_prompt": dict(self.limit_mm_per_prompt),
+            "mm_processor_cache_gb": self.mm_processor_cache_gb,
+            "renderer_num_workers": self.renderer_num_workers,
+            "seed": self.seed,
+            "disable_log_stats": not self.log_stats,
+        }
+        optional = {
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "kv_cache_memory_bytes": self.cpu_kv_cache_bytes,
+        }
+        if self.max_cudagraph_capture_size is not None:
+            args["compilation_config"] = {
+                "max_cudagraph_capture_size": self.max_cudagraph_capture_size
+            }
+        args.update({key: value for key, value in optional.items() if value is not None})
+        return args
+
+
+def prompt_tokens(audio_s: float) -> int:
+    """Prompt length in tokens for a window of ``audio_s`` seconds (30 s → 400)."""
+    return math.ceil(audio_s * AUDIO_TOKENS_PER_S) + PROMPT_TEMPLATE_TOKENS
+
+
+class SilencePolicy(StrEnum):
+    """What happens to windows below the silence gate."""
+
+    SKIP = "skip"
+    """Publish nothing for the window."""
+    EVENT = "event"
+    """Publish a ``silence`` event without asking the engine."""
+
+
+class ShedPolicy(StrEnum):
+    """What load shedding does with windows that waited longer than ``max_lag_s``."""
+
+    SKIP = "skip"
+    """Shed every stale window (oldest first); each becomes a ``shed`` event."""
+    WIDEN = "widen"
+    """Shed stale windows of odd index only: the stream's hop doubles while overloaded."""
+
+
+class BatchSettings(BaseModel):
+    """Micro-batching in front of the engine, and flow control in front of the batcher."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_batch: int = Field(default=16, ge=1, description="Most windows sent to the engine at once.")
+    max_wait_ms: float = Field(
+        default=50.0, ge=0.0, description="Longest wait to fill a batch after its first window."
+    )
+    max_inflight: int = Field(
+        default=64, ge=1, description="Most windows inside the engine at any moment."
+    )
+    silence: SilencePolicy = Field(
+        default=SilencePolicy.EVENT, description="Windows below the silence gate: skip or event."
+    )
+    max_lag_s: float = Field(
+        default=120.0,
+        gt=0.0,
+        description="Freshness: a window whose end (its ew-ts, on the wall clock) is older than "
+        "this when its turn comes is shed ('stale'), so captions never lag real time by more; "
+        "windows cut from a Kafka backlog included. Producers' clocks must be in sync (NTP).",
+    )
+    quiet_activity_db: float = Field(
+        default=6.0,
+        ge=0.0,
+        description="Under overload (the queue would go stale before the engine reaches it), "
+        "windows less than this many dB above their stream's noise floor are shed first, oldest "
+        "first, to keep the engine for active ones.",
+    )
+    activity_gate_db: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Off (null) by default. When set, windows less than this many dB above their "
+        "stream's noise floor skip the engine and get a silence event ('inactive').",
+    )
+    shed: ShedPolicy = Field(
+        default=ShedPolicy.SKIP,
+        description="skip: shed the stale window; widen: shed stale "
+        "windows of odd index (doubling the hop while overloaded).",
+    )
+    request_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries of a failed engine request before an error event.",
+    )
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0.0, description="On SIGTERM, how long in-flight windows may finish."
+    )
+    pause_queued_windows: int = Field(
+        default=256, ge=1, description="Pause input partitions when this many windows wait."
+    )
+    resume_queued_windows: int = Field(
+        default=64, ge=0, description="Resume them when the queue is back at this many."
+    )
