@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         return explain.run(args)
     if args.config is None:
-        log.error("earwitness alerts: --config FILE is required (or an action: eval, explain)")
+        logger.error("earwitness alerts: --config FILE is required (or an action: eval, explain)")
         return 2
     return _run_service(args)
 

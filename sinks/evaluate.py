@@ -36,7 +36,7 @@ from earwitness.errors import ConfigError
 from sinks.prose.matcher import Decision
 from sinks.rules import RuleSet, load_rules
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class CorpusError(ConfigError):
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         rules = load_rules(args.rules)
         corpus = load_corpus(args.corpus)
     except ConfigError as exc:
-        log.error("%s", exc)
+        logger.error("%s", exc)
         return 2
     report = score(rules, corpus)
     if args.json:
@@ -275,6 +275,6 @@ def _verdict(total: Counts, min_precision: float | None, min_recall: float | Non
         ("recall", total.recall, min_recall),
     ):
         if floor is not None and (value or 0.0) < floor:
-            log.error("%s %.3f is below %.3f", name, value or 0.0, floor)
+            logger.error("%s %.3f is below %.3f", name, value or 0.0, floor)
             failed = True
     return 1 if failed else 0

@@ -20,7 +20,7 @@ from earwitness.errors import ConfigError
 from sinks.prose.matcher import Decision, Finding
 from sinks.rules import RuleSet, load_rules
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         rules = _rules(args.rules, args.config)
     except ConfigError as exc:
-        log.error("%s", exc)
+        logger.error("%s", exc)
         return 2
     caption = sys.stdin.read() if args.caption == "-" else args.caption
     decisions = explain(rules, caption, args.stream)
