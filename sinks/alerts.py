@@ -12,6 +12,7 @@ from enum import StrEnum
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from sinks.prose.evidence import Evidence
 from sinks.rules import Severity
 
 
@@ -49,6 +50,9 @@ class Alert(BaseModel):
     windows: int = Field(description="Matching windows seen so far.")
     matched: tuple[str, ...] = Field(description="Affirmed phrases in the last matching caption.")
     caption: str = Field(description="The last matching caption.")
+    evidence: tuple[Evidence, ...] = Field(
+        default=(), description="Why the last matching caption matched: sentence, confidence, why."
+    )
     first_segment_id: int
     first_window_index: int
     last_event_id: str = Field(description="event_id of the last matching caption event.")

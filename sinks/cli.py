@@ -1,7 +1,15 @@
 """``earwitness alerts --config FILE``: load settings and rules, run the alert runner.
 
+Two actions try rules without running anything:
+
+* ``earwitness alerts eval --rules R --corpus C``: score rules on a labelled corpus
+  (:mod:`sinks.evaluate`);
+* ``earwitness alerts explain --caption TEXT``: which rules match a caption, and why
+  (:mod:`sinks.explain`).
+
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT drain), 2 for invalid configuration or
-rules, 1 for a fatal runtime error (the orchestrator restarts the process).
+rules, 1 for a fatal runtime error (the orchestrator restarts the process); ``eval`` exits 1
+when a ``--min-*`` threshold is not met.
 """
 
 from __future__ import annotations
@@ -22,13 +30,48 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True, help="alerts settings (YAML/TOML)")
+    parser.add_argument("--config", type=Path, help="alerts settings (YAML/TOML); required to run")
     parser.add_argument(
         "--check", action="store_true", help="validate the settings and rules file, then exit"
     )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    _eval_arguments(actions.add_parser("eval", help="score rules on a labelled caption corpus"))
+    _explain_arguments(actions.add_parser("explain", help="which rules match a caption, and why"))
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules", type=Path, required=True, help="the rules file")
+    parser.add_argument("--corpus", type=Path, required=True, help="labelled captions (JSONL)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per caption")
+    parser.add_argument("--min-precision", type=float, help="exit 1 below this total precision")
+    parser.add_argument("--min-recall", type=float, help="exit 1 below this total recall")
+
+
+def _explain_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--caption", required=True, help="the caption text ('-': read stdin)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--rules", type=Path, help="the rules file")
+    source.add_argument("--config", type=Path, help="alerts settings naming the rules file")
+    parser.add_argument("--stream", help="stream id: only the rules whose globs match it")
+    parser.add_argument("--json", action="store_true", help="one JSON object per rule")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "eval":
+        from sinks import evaluate
+
+        return evaluate.run(args)
+    if args.action == "explain":
+        from sinks import explain
+
+        return explain.run(args)
+    if args.config is None:
+        logger.error("earwitness alerts: --config FILE is required (or an action: eval, explain)")
+        return 2
+    return _run_service(args)
+
+
+def _run_service(args: argparse.Namespace) -> int:
     from earwitness.config import load_settings
     from earwitness.errors import ConfigError, FatalError, TransientError
     from sinks.config import AlertsSettings

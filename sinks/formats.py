@@ -1,7 +1,8 @@
 """Pure builders: an :class:`~sinks.alerts.Alert` in each receiver's wire format.
 
 No I/O here; senders (:mod:`sinks.senders`) call these and ship the bytes. Every format
-carries the alert's idempotency key (``<alert_id>:<state>``):
+carries the alert's idempotency key (``<alert_id>:<state>``) and its evidence (the sentence
+that matched, why and how confidently; all of it in the JSON formats, the first item elsewhere):
 
 ==============  =====================================================================
 webhook         JSON body; Standard Webhooks headers, ``webhook-id`` = idempotency key
@@ -102,6 +103,8 @@ def slack_payload(alert: Alert) -> bytes:
         f"*Rule:* `{alert.rule_id}` ({alert.severity})   *Since:* {rfc3339(alert.started_ns)}\n"
         f"*Caption:* {_slack_escape(alert.caption)}"
     )
+    if (evidence := evidence_text(alert)) is not None:
+        detail = f"{detail}\n*Evidence:* {_slack_escape(evidence)}"
     if alert.resolution is not None:
         detail = f"*Resolved:* {_slack_escape(resolution_text(alert))}\n{detail}"
     blocks = [
@@ -113,6 +116,14 @@ def slack_payload(alert: Alert) -> bytes:
         },
     ]
     return orjson.dumps({"text": headline, "blocks": blocks})
+
+
+def evidence_text(alert: Alert) -> str | None:
+    """``"<sentence>" (hedged, confidence 0.7)`` for the first evidence item; None without."""
+    if not alert.evidence:
+        return None
+    first = alert.evidence[0]
+    return f'"{first.sentence}" ({first.why}, confidence {first.confidence:.1f})'
 
 
 def resolution_text(alert: Alert) -> str:
@@ -146,6 +157,8 @@ def alertmanager_alert(alert: Alert, generator_url: str | None = None) -> dict[s
     }
     if alert.resolution is not None:
         annotations["resolution"] = resolution_text(alert)
+    if (evidence := evidence_text(alert)) is not None:
+        annotations["evidence"] = evidence
     body: dict[str, object] = {
         "labels": labels,
         "annotations": annotations,
@@ -213,10 +226,26 @@ def cef_message(alert: Alert) -> str:
         "cs2Label": "matched",
         "cs2": ", ".join(alert.matched),
         "cnt": str(alert.windows),
+        **_cef_evidence(alert),
         "msg": alert.caption[:CEF_MSG_MAX_CHARS],
     }
     ext = " ".join(f"{k}={cef_extension_escape(v)}" for k, v in extension.items())
     return "|".join(header) + "|" + ext
+
+
+def _cef_evidence(alert: Alert) -> dict[str, str]:
+    """``cs3`` the matched sentence, ``cs4`` why, ``cfp1`` the confidence (first item)."""
+    if not alert.evidence:
+        return {}
+    first = alert.evidence[0]
+    return {
+        "cs3Label": "evidence",
+        "cs3": first.sentence,
+        "cs4Label": "why",
+        "cs4": str(first.why),
+        "cfp1Label": "confidence",
+        "cfp1": f"{first.confidence:.2f}",
+    }
 
 
 def syslog_line(

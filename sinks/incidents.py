@@ -12,11 +12,14 @@ turns those into one incident, in stream time (``window_end_ns``), never wall ti
     window 5 [50,80)                            |======quiet====|  80 - 50 >= 30: resolved
                         ^ firing (window 0, min_windows=1)        ^ resolved
 
-* **match** (a caption the rule matches): opens a *pending* incident, or updates it; the
-  incident *fires* once ``min_windows`` matching windows were seen.
-* **quiet** (a caption it does not match, or a ``silence`` window: quiet audio is evidence the
-  sound is not happening): once ``window_end_ns - last_match_end_ns >= resolve_after_s``, a
-  firing incident resolves and a pending one is dropped silently.
+* **match** (a caption the rule matches, or a ``silence`` window for a rule whose ``events``
+  list ``silence``, e.g. dead air): opens a *pending* incident, or updates it; the incident
+  *fires* once ``min_windows`` matching windows were seen. The incident keeps the last match's
+  evidence (sentence, confidence, why) and every alert carries it.
+* **quiet** (a caption it does not match, or a ``silence`` window for any other rule: quiet
+  audio is evidence the sound is not happening; for a silence rule, any caption is): once
+  ``window_end_ns - last_match_end_ns >= resolve_after_s``, a firing incident resolves and a
+  pending one is dropped silently.
 * **unknown** (``shed`` and ``error`` windows, or a caption with no text): no evidence either
   way; neither counts toward ``min_windows`` nor resolves. The next real window decides, and
   the gap they covered counts as non-matching time.
@@ -46,12 +49,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Container
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from earwitness.events import CaptionEvent, EventKind
 from sinks.alerts import Alert, AlertState, Resolution
+from sinks.prose.evidence import Evidence, Why
 from sinks.rules import Rule, RuleSet
 
 logger = logging.getLogger(__name__)
@@ -79,6 +84,9 @@ class IncidentState(BaseModel):
     windows: int
     matched: tuple[str, ...]
     caption: str
+    evidence: tuple[Evidence, ...] = Field(
+        default=(), description="Why the last matching window matched (newer runners only)."
+    )
     first_segment_id: int
     first_window_index: int
     last_event_id: str
@@ -124,16 +132,17 @@ class IncidentTracker:
         """
         alerts: list[Alert] = []
         matched_rules: list[str] = []
+        outcomes = _outcomes(self._rules, event)
         for rule in self._rules.for_stream(event.stream_id):
             key = state_key(rule.id, event.stream_id)
             if (state := self._states.get(key)) is not None:
                 self._put_if_changed(key, state, _seen(state, seen_ns, partition))
-            hits = _evidence(rule, event)
-            if hits is None:
+            if outcomes is None:
                 continue
-            if hits:
+            outcome = outcomes.get(rule.id, _QUIET)
+            if outcome.matched:
                 matched_rules.append(rule.id)
-                alerts.extend(self._on_match(rule, event, hits, seen_ns, partition))
+                alerts.extend(self._on_match(rule, event, outcome, seen_ns, partition))
             else:
                 alerts.extend(self._on_quiet(rule, event))
         return alerts, matched_rules
@@ -210,21 +219,22 @@ class IncidentTracker:
         self,
         rule: Rule,
         event: CaptionEvent,
-        hits: tuple[str, ...],
+        outcome: Outcome,
         seen_ns: int | None,
         partition: int | None,
     ) -> list[Alert]:
         key = state_key(rule.id, event.stream_id)
         state = self._states.get(key)
         if state is None:
-            state = _opened(rule, event, hits, seen_ns, partition)
+            state = _opened(rule, event, outcome, seen_ns, partition)
         else:
             state = state.model_copy(
                 update={
                     "last_match_ns": max(state.last_match_ns, event.window_end_ns),
                     "windows": state.windows + 1,
-                    "matched": hits,
+                    "matched": outcome.matched,
                     "caption": event.caption or "",
+                    "evidence": outcome.evidence,
                     "last_event_id": event.event_id,
                 }
             )
@@ -261,13 +271,37 @@ class IncidentTracker:
         self._changes[key] = state
 
 
-def _evidence(rule: Rule, event: CaptionEvent) -> tuple[str, ...] | None:
-    """Hits (non-empty) on a match, ``()`` for quiet audio, None when the window tells nothing."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one window says for one rule: matched phrases (none: quiet) and their evidence."""
+
+    matched: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+
+
+_QUIET = Outcome()
+
+
+def _outcomes(rules: RuleSet, event: CaptionEvent) -> dict[str, Outcome] | None:
+    """Per rule id, what the event says; None when the window tells nothing (shed, error,
+    no text). Rules missing from the dict are quiet."""
     if event.kind is EventKind.SILENCE:
-        return ()
+        silent = _silence_outcome(event)
+        return {rule.id: silent for rule in rules.for_stream(event.stream_id) if rule.on_silence}
     if event.kind is not EventKind.CAPTION or not event.caption:
         return None
-    return rule.matcher.evaluate(event.caption) or ()
+    decisions = rules.decide(event.caption, event.stream_id)
+    return {
+        rule_id: Outcome(decision.matched, decision.evidence)
+        for rule_id, decision in decisions.items()
+        if decision.fired
+    }
+
+
+def _silence_outcome(event: CaptionEvent) -> Outcome:
+    sentence = f"silence window: {event.audio.rms_dbfs:.1f} dBFS RMS, below the silence gate"
+    evidence = Evidence(phrase="silence", sentence=sentence, confidence=1.0, why=Why.SILENCE)
+    return Outcome(("silence",), (evidence,))
 
 
 def _seen(state: IncidentState, seen_ns: int | None, partition: int | None) -> IncidentState:
@@ -283,7 +317,7 @@ def _seen(state: IncidentState, seen_ns: int | None, partition: int | None) -> I
 def _opened(
     rule: Rule,
     event: CaptionEvent,
-    hits: tuple[str, ...],
+    outcome: Outcome,
     seen_ns: int | None,
     partition: int | None,
 ) -> IncidentState:
@@ -295,8 +329,9 @@ def _opened(
         started_ns=event.window_start_ns,
         last_match_ns=event.window_end_ns,
         windows=1,
-        matched=hits,
+        matched=outcome.matched,
         caption=event.caption or "",
+        evidence=outcome.evidence,
         first_segment_id=event.segment_id,
         first_window_index=event.window_index,
         last_event_id=event.event_id,
@@ -328,6 +363,7 @@ def _alert(
         windows=state.windows,
         matched=state.matched,
         caption=state.caption,
+        evidence=state.evidence,
         first_segment_id=state.first_segment_id,
         first_window_index=state.first_window_index,
         last_event_id=state.last_event_id,
@@ -350,7 +386,7 @@ def _stale_resolved(rule: Rule, state: IncidentState, silent_ns: int) -> Alert:
 
 def _orphan_resolved(state: IncidentState) -> Alert:
     orphan = Rule.model_validate(
-        {"id": state.rule_id, "description": "rule removed", "match": {"any": ["-"]}}
+        {"id": state.rule_id, "description": "rule removed", "events": ["silence"]}
     )
     return _alert(
         orphan,

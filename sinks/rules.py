@@ -1,30 +1,31 @@
-"""Alert rules: a YAML file of rules, validated at start-up, matched against caption text.
+"""Alert rules: a YAML file of rules, validated at start-up, matched against caption prose.
 
-A rule fires on a caption when, ignoring negated mentions (see :mod:`sinks.text`):
+A rule fires on a caption when (see :mod:`sinks.prose` for how prose is read):
 
-* at least one ``any`` phrase or ``regex`` pattern is affirmed (when either list is given),
-* every ``all`` phrase is affirmed, and
-* no ``none`` phrase (exclusion) is affirmed.
+* at least one ``any`` phrase or ``regex`` pattern counts (when either list is given),
+* every ``all`` phrase counts, where
 
-Matching is case-insensitive; phrases match whole words with a plural/verb ending allowed on
-the last word. The rule applies only to streams whose id matches one of its ``streams`` globs.
-An invalid rule raises :class:`~sinks.errors.RulesError` naming the rule id and the field.
+a hit *counts* unless it is negated ("no gunshots are heard"), used in another sense
+("alarming"), excluded by a ``none`` phrase in its clause, or ruled out by the rule's
+``speech``, ``reported``, ``source`` and ``min_confidence`` choices. Phrases use the syntax of
+:mod:`sinks.prose.phrases`. The rule applies only to streams whose id matches one of its
+``streams`` globs, and to the event kinds in ``events`` (``silence`` windows match a rule
+that lists them without any text). An invalid rule raises :class:`~sinks.errors.RulesError`
+naming the rule id and the field.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sinks import text
 from sinks.errors import RulesError
 
 RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -44,6 +45,41 @@ class Severity(StrEnum):
 
 Phrase = Annotated[str, Field(min_length=1, max_length=200)]
 
+if TYPE_CHECKING:
+    from sinks.prose.matcher import CompiledRules, Decision
+
+_STREAM_CACHE_MAX = 10_000
+
+
+class Speech(StrEnum):
+    """Hits inside quoted speech ("she screams, 'Help me!'")."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+    ONLY = "only"
+
+
+class Reported(StrEnum):
+    """Hits in someone's account of something ("he says he heard a gunshot last night")."""
+
+    INCLUDE = "include"
+    EXCLUDE = "exclude"
+
+
+class Source(StrEnum):
+    """Hits attributed to media playing in the scene ("gunfire from the television")."""
+
+    LIVE = "live"
+    MEDIA = "media"
+    ANY = "any"
+
+
+class Trigger(StrEnum):
+    """Caption event kinds a rule looks at."""
+
+    CAPTION = "caption"
+    SILENCE = "silence"
+
 
 class Match(BaseModel):
     """What a caption must (and must not) say for the rule to match."""
@@ -55,10 +91,36 @@ class Match(BaseModel):
     regex: tuple[str, ...] = Field(
         default=(), description="Python regexes (case-insensitive); count like `any` phrases."
     )
-    none: tuple[Phrase, ...] = Field(default=(), description="Exclusions: no match if affirmed.")
+    none: tuple[Phrase, ...] = Field(
+        default=(), description="Exclusions: a hit in the same clause as one does not count."
+    )
     negation: bool = Field(
         default=True, description="Ignore negated mentions ('no gunshots are heard')."
     )
+    speech: Speech = Field(
+        default=Speech.EXCLUDE, description="Hits in quoted speech: include, exclude, only."
+    )
+    reported: Reported = Field(
+        default=Reported.EXCLUDE, description="Hits in reported speech: include or exclude."
+    )
+    source: Source = Field(
+        default=Source.ANY, description="Hits from media playing in the scene: live, media, any."
+    )
+    min_confidence: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Hedged hits below this do not count."
+    )
+
+    @field_validator("any", "all", "none")
+    @classmethod
+    def _parses(cls, phrases: tuple[str, ...]) -> tuple[str, ...]:
+        from sinks.prose.phrases import PhraseError, parse
+
+        for index, phrase in enumerate(phrases):
+            try:
+                parse(phrase)
+            except PhraseError as exc:
+                raise ValueError(f"[{index}] {exc}") from exc
+        return phrases
 
     @field_validator("regex")
     @classmethod
@@ -88,7 +150,14 @@ class Rule(BaseModel):
     streams: tuple[str, ...] = Field(
         default=("*",), min_length=1, description="Globs on stream id (fnmatch, case-sensitive)."
     )
-    match: Match
+    events: tuple[Trigger, ...] = Field(
+        default=(Trigger.CAPTION,),
+        min_length=1,
+        description="Event kinds the rule looks at: caption text, silence windows, or both.",
+    )
+    match: Match | None = Field(
+        default=None, description="What the caption must say; required with `caption` events."
+    )
     min_windows: int = Field(
         default=1, ge=1, le=100, description="Matching windows needed before the incident fires."
     )
@@ -106,50 +175,19 @@ class Rule(BaseModel):
     def applies_to(self, stream_id: str) -> bool:
         return any(fnmatch.fnmatchcase(stream_id, glob) for glob in self.streams)
 
-    @cached_property
-    def matcher(self) -> Matcher:
-        return Matcher.build(self.match)
+    @property
+    def on_captions(self) -> bool:
+        return Trigger.CAPTION in self.events
 
+    @property
+    def on_silence(self) -> bool:
+        return Trigger.SILENCE in self.events
 
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """Compiled patterns of one rule's ``match``."""
-
-    any: tuple[re.Pattern[str], ...]
-    all: tuple[re.Pattern[str], ...]
-    none: tuple[re.Pattern[str], ...]
-    negation: bool
-
-    @classmethod
-    def build(cls, match: Match) -> Matcher:
-        regexes = tuple(re.compile(p, re.IGNORECASE) for p in match.regex)
-        return cls(
-            any=tuple(text.phrase_pattern(p) for p in match.any) + regexes,
-            all=tuple(text.phrase_pattern(p) for p in match.all),
-            none=tuple(text.phrase_pattern(p) for p in match.none),
-            negation=match.negation,
-        )
-
-    def evaluate(self, caption: str) -> tuple[str, ...] | None:
-        """The affirmed hits when the caption matches, else None."""
-        normalised = text.normalise(caption)
-        hits = [h for p in self.any if (h := self._hit(p, normalised)) is not None]
-        if self.any and not hits:
-            return None
-        for pattern in self.all:
-            hit = self._hit(pattern, normalised)
-            if hit is None:
-                return None
-            hits.append(hit)
-        if any(self._hit(p, normalised) is not None for p in self.none):
-            return None
-        return tuple(dict.fromkeys(hits))
-
-    def _hit(self, pattern: re.Pattern[str], normalised: str) -> str | None:
-        if not self.negation:
-            found = pattern.search(normalised)
-            return found.group(0) if found else None
-        return text.affirmed(pattern, normalised)
+    @model_validator(mode="after")
+    def _match_for_captions(self) -> Rule:
+        if self.on_captions and self.match is None:
+            raise ValueError("`match` is required unless `events` is [silence]")
+        return self
 
 
 class RuleSet:
@@ -158,12 +196,37 @@ class RuleSet:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = tuple(rules)
         self.by_id = {rule.id: rule for rule in rules}
+        self._text_rules = [rule for rule in self.rules if rule.on_captions]
+        self._streams: dict[str, tuple[list[Rule], list[int]]] = {}
 
     def __len__(self) -> int:
         return len(self.rules)
 
     def for_stream(self, stream_id: str) -> list[Rule]:
-        return [rule for rule in self.rules if rule.applies_to(stream_id)]
+        return self._applying(stream_id)[0]
+
+    def decide(self, caption: str, stream_id: str) -> dict[str, Decision]:
+        """Every caption rule of ``stream_id`` against ``caption``, in one pass, by rule id."""
+        decisions = self.compiled.decide(caption, self._applying(stream_id)[1])
+        return {decision.rule_id: decision for decision in decisions}
+
+    @cached_property
+    def compiled(self) -> CompiledRules:
+        """All phrases of the caption rules, compiled once (on first use)."""
+        from sinks.prose.matcher import CompiledRules
+
+        return CompiledRules(self._text_rules)
+
+    def _applying(self, stream_id: str) -> tuple[list[Rule], list[int]]:
+        """(rules for the stream, numbers of its caption rules in :attr:`compiled`)."""
+        cached = self._streams.get(stream_id)
+        if cached is None:
+            rules = [rule for rule in self.rules if rule.applies_to(stream_id)]
+            numbers = [n for n, rule in enumerate(self._text_rules) if rule.applies_to(stream_id)]
+            if len(self._streams) >= _STREAM_CACHE_MAX:
+                self._streams.clear()
+            cached = self._streams[stream_id] = (rules, numbers)
+        return cached
 
     def check_receivers(self, names: set[str]) -> None:
         """Fail when a rule routes to a receiver that is not configured."""

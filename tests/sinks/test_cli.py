@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,52 @@ def test_unknown_receiver_in_rule_exits_2(tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(rule)
     (tmp_path / "alerts.yaml").write_text("rules_path: rules.yaml\n")
     assert _run(tmp_path / "alerts.yaml") == 2
+
+
+# --- the actions: explain, and the service without --config -------------------------------
+
+
+def _main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    code = cli.run(parser.parse_args(argv))
+    return code, capsys.readouterr().out
+
+
+def test_alerts_without_config_or_action_exits_2(caplog: pytest.LogCaptureFixture) -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args([])) == 2
+    assert "--config FILE is required" in caplog.text
+
+
+def test_explain_names_the_phrase_sentence_and_what_decided(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    caption = (
+        "The alarm clock beeps at six. Later, the building's fire alarm rings.\n\n"
+        "It could be a gunshot or a car backfiring."
+    )
+    argv = ["explain", "--rules", str(EXAMPLES / "rules.yaml"), "--stream", "cam-1"]
+    code, out = _main([*argv, "--caption", caption], capsys)
+    assert code == 0
+    assert "alarm: FIRES" in out
+    assert "'fire alarm' (any) counts: affirmed, confidence 1.0" in out
+    assert "in: Later, the building's fire alarm rings." in out
+    assert "gunshot: does not fire" in out
+    assert "'gunshot' (any) ruled out: excluded by 'backfiring' [hedged: 'could']" in out
+    assert "no phrase found: " in out and "profanity" not in out  # channel rules do not apply
+
+
+def test_explain_json_and_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {id: bang, match: {any: [bang]}}\n")
+    (tmp_path / "alerts.yaml").write_text("rules_path: rules.yaml\n")
+    argv = ["explain", "--config", str(tmp_path / "alerts.yaml"), "--json"]
+    code, out = _main([*argv, "--caption", "No bang. Then a bang."], capsys)
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0
+    assert record["rule"] == "bang" and record["fired"] is True
+    assert [(f["phrase"], f["counts"], f["ruled_out"]) for f in record["findings"]] == [
+        ("bang", False, "negated by 'no'"),
+        ("bang", True, None),
+    ]

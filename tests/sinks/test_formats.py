@@ -10,7 +10,8 @@ import json
 import pytest
 
 from sinks import formats
-from sinks.alerts import AlertState, Resolution
+from sinks.alerts import Alert, AlertState, Resolution
+from sinks.prose.evidence import Evidence, Why
 from tests.sinks.sinkutil import T0_NS, sample_alert
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -139,3 +140,46 @@ def test_stale_resolution_reaches_every_format() -> None:
     firing = formats.alertmanager_alert(sample_alert())["annotations"]
     assert isinstance(firing, dict) and "resolution" not in firing
     assert "reason=" not in formats.cef_message(sample_alert())
+
+
+# --- evidence ---------------------------------------------------------------------------------
+
+
+def _with_evidence() -> Alert:
+    evidence = Evidence(
+        phrase="glass shatters",
+        sentence='The glass door shatters; a man says "no = way".',
+        confidence=0.7,
+        why=Why.HEDGED,
+        cues=("hedged: 'likely'",),
+    )
+    return sample_alert(evidence=(evidence,))
+
+
+def test_every_format_carries_the_evidence() -> None:
+    alert = _with_evidence()
+    text = '"The glass door shatters; a man says "no = way"." (hedged, confidence 0.7)'
+    assert formats.evidence_text(alert) == text
+    data = json.loads(formats.webhook_body(alert))["data"]
+    assert data["evidence"] == [
+        {
+            "phrase": "glass shatters",
+            "sentence": 'The glass door shatters; a man says "no = way".',
+            "confidence": 0.7,
+            "why": "hedged",
+            "cues": ["hedged: 'likely'"],
+        }
+    ]
+    assert formats.alertmanager_alert(alert)["annotations"]["evidence"] == text  # type: ignore[index]
+    slack = json.loads(formats.slack_payload(alert))
+    assert "*Evidence:* " + text.replace("&", "&amp;") in slack["blocks"][1]["text"]["text"]
+    cef = formats.cef_message(alert)
+    assert 'cs3Label=evidence cs3=The glass door shatters; a man says "no \\= way".' in cef
+    assert "cs4Label=why cs4=hedged cfp1Label=confidence cfp1=0.70" in cef
+
+
+def test_without_evidence_the_formats_are_unchanged() -> None:
+    alert = sample_alert()
+    assert formats.evidence_text(alert) is None
+    assert "evidence" not in formats.alertmanager_alert(alert)["annotations"]  # type: ignore[operator]
+    assert "cs3Label" not in formats.cef_message(alert)

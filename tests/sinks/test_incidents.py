@@ -249,3 +249,95 @@ def test_states_without_reception_data_are_not_swept() -> None:
     tracker = IncidentTracker(_rules(), stale_grace_s=0.0)
     tracker.observe(_event(0, "M"))
     assert tracker.resolve_stale(WALL0_NS + 10**15, {0}) == []
+
+
+# --- evidence, and rules that fire on silence -------------------------------------------------
+
+HEDGED = "The street is quiet.\n\nA sharp crack, likely a gunshot, echoes off the walls."
+
+
+def test_alerts_and_state_carry_the_evidence_of_the_last_match() -> None:
+    tracker = IncidentTracker(_rules())
+    (firing,), _ = tracker.observe(caption_event(0, HEDGED))
+    (evidence,) = firing.evidence
+    assert evidence.sentence == "A sharp crack, likely a gunshot, echoes off the walls."
+    assert (evidence.confidence, evidence.why, evidence.cues) == (
+        0.7,
+        "hedged",
+        ("hedged: 'likely'",),
+    )
+    tracker.observe(caption_event(1, BANG))
+    (state,) = (s for s in tracker.take_changes().values() if s is not None)
+    assert [e.why for e in state.evidence] == ["affirmed"]
+    assert state.evidence[0].sentence == BANG
+    assert firing.alert_id == incident_id("gunshot", "cam-12", T0_NS, 0)  # ids do not move
+
+
+def test_state_written_before_evidence_existed_still_restores() -> None:
+    old = IncidentTracker(_rules())
+    _run("M", old)
+    (state,) = (s for s in old.take_changes().values() if s is not None)
+    raw = state.model_dump(mode="json")
+    del raw["evidence"]
+    restored = IncidentState.model_validate(raw)
+    assert restored.evidence == ()
+    tracker = IncidentTracker(_rules())
+    assert tracker.restore({restored.key: restored}) == []
+    assert _run("MQQQQ", tracker, start=1) == [(4, "resolved")]
+
+
+def _dead_air() -> RuleSet:
+    rule = {
+        "id": "dead-air",
+        "streams": ["channel-*"],
+        "events": ["caption", "silence"],
+        "match": {"any": ["dead air"]},
+        "min_windows": 2,
+        "resolve_after_s": 20,
+    }
+    return parse_rules({"rules": [rule]})
+
+
+def _broadcast(steps: str, tracker: IncidentTracker) -> list[tuple[int, str]]:
+    """S = silence window, D = caption saying dead air, T = a caption of programme sound."""
+    out: list[tuple[int, str]] = []
+    for index, step in enumerate(steps):
+        if step == S:
+            event = caption_event(index, None, kind=EventKind.SILENCE, stream_id="channel-1")
+        else:
+            text = "Dead air: only hiss." if step == "D" else "A presenter reads the news."
+            event = caption_event(index, text, stream_id="channel-1")
+        out.extend((index, a.state.value) for a in tracker.observe(event)[0])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # two silence windows fire it; programme sound for resolve_after_s resolves it
+        ("TSSTTT", [(2, "firing"), (4, "resolved")]),
+        # a caption that says dead air counts like a silence window
+        ("TSDTTT", [(2, "firing"), (4, "resolved")]),
+        # one silent window is not enough
+        ("TSTTT", []),
+    ],
+)
+def test_a_silence_rule_fires_on_silence_windows(
+    steps: str, expected: list[tuple[int, str]]
+) -> None:
+    assert _broadcast(steps, IncidentTracker(_dead_air())) == expected
+
+
+def test_silence_evidence_says_it_was_a_silence_window() -> None:
+    tracker = IncidentTracker(_dead_air())
+    _broadcast("S", tracker)
+    (state,) = (s for s in tracker.take_changes().values() if s is not None)
+    assert state.matched == ("silence",)
+    (evidence,) = state.evidence
+    assert evidence.why == "silence"
+    assert evidence.sentence == "silence window: -30.0 dBFS RMS, below the silence gate"
+
+
+def test_silence_is_still_quiet_evidence_for_sound_rules() -> None:
+    tracker = IncidentTracker(_rules())
+    assert _run("MMMSSS", tracker) == [(0, "firing"), (5, "resolved")]

@@ -1,35 +1,19 @@
-"""Negation-aware search in caption prose.
+"""FROZEN BASELINE: matcher 1 (``sinks/text.py`` and ``sinks.rules.Matcher`` as of c1a3cfd).
 
-Captions are long prose and name what is *absent* as often as what is present ("no gunshots
-are heard", "there is no music", "without any alarm"). A hit counts only when it is
-**affirmed**: no negation cue governs it inside its clause.
-
-Scope, NegEx-style::
-
-    "A gunshot rings out, then no further sound is heard."
-       ^^^^^^^ hit        ^^^^ terminator: a new clause starts; the cue "no" comes after
-                               the hit, so it governs "further sound", not "gunshot"
-
-    "There is no speech, music or alarm; a dog barks."
-              ^^ cue ──────────────────▶ ^ sentence ends: scope stops here
-                                ^^^^^ hit inside the cue's scope → negated
-
-* A **pre-cue** (``no``, ``not``, ``without``, ``no sign of``, ``absence of``, ``n't``…)
-  negates every hit after it up to the end of its clause.
-* A **post-cue** right after the hit (``… is absent``, ``… is not heard``, ``… cannot be
-  heard``) negates it too.
-* A clause ends at ``. ! ? ; :``, a newline, a contrastive or sequencing word (``but``,
-  ``however``, ``then``, ``followed by``, ``while``…), or a comma/``and`` followed by an
-  article (", a loud bang" starts a new noun phrase; "no speech, music or alarms" is a list).
-
-It is a heuristic, tuned for captioner prose; ``tests/sinks/test_rules.py`` holds the table.
+Kept only so ``bench/rules.py`` can compare the prose matcher with it in the same run, on the
+same corpus: one regex search per phrase, a NegEx-style negation heuristic, exclusions that
+veto the whole caption. Do not use it anywhere else; do not "fix" it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 _SENTENCE_END = r"[.!?;:]+(?=\s|$)|\n+"
 _CONTRAST = (
@@ -110,3 +94,49 @@ def _clause_of(bounds: list[tuple[int, int]], start: int, end: int, length: int)
             clause_end = bound_start
             break
     return clause_start, clause_end
+
+
+class Matcher:
+    """One rule of a matcher-1 rules file: ``evaluate`` gives the affirmed hits, or None."""
+
+    def __init__(self, rule: dict[str, object]) -> None:
+        match = rule["match"]
+        assert isinstance(match, dict)
+        self.id = str(rule["id"])
+        self.streams = tuple(str(g) for g in rule.get("streams", ["*"]))  # type: ignore[attr-defined]
+        regexes = tuple(re.compile(p, re.IGNORECASE) for p in match.get("regex", ()))
+        self.any = tuple(phrase_pattern(p) for p in match.get("any", ())) + regexes
+        self.all = tuple(phrase_pattern(p) for p in match.get("all", ()))
+        self.none = tuple(phrase_pattern(p) for p in match.get("none", ()))
+        self.negation = bool(match.get("negation", True))
+
+    def applies_to(self, stream_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(stream_id, glob) for glob in self.streams)
+
+    def evaluate(self, caption: str) -> tuple[str, ...] | None:
+        normalised = normalise(caption)
+        hits = [h for p in self.any if (h := self._hit(p, normalised)) is not None]
+        if self.any and not hits:
+            return None
+        for pattern in self.all:
+            hit = self._hit(pattern, normalised)
+            if hit is None:
+                return None
+            hits.append(hit)
+        if any(self._hit(p, normalised) is not None for p in self.none):
+            return None
+        return tuple(dict.fromkeys(hits))
+
+    def _hit(self, pattern: re.Pattern[str], normalised: str) -> str | None:
+        if not self.negation:
+            found = pattern.search(normalised)
+            return found.group(0) if found else None
+        return affirmed(pattern, normalised)
+
+
+def load(path: Path) -> list[Matcher]:
+    return [Matcher(rule) for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]]
+
+
+def fired(matchers: list[Matcher], caption: str, stream_id: str) -> list[str]:
+    return [m.id for m in matchers if m.applies_to(stream_id) and m.evaluate(caption) is not None]
