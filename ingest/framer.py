@@ -39,6 +39,8 @@ class OutFrame:
     """``(name, value)`` pairs, as confluent-kafka takes them."""
     captured_mono: float
     """``time.monotonic()`` when the frame's first audio arrived."""
+    duration_ns: int = 0
+    """Audio in the frame (for pacing recordings in real time)."""
 
 
 class Framer:
@@ -137,6 +139,8 @@ class Framer:
         _, value, headers = encode_frame(
             self._stream_id, self._seq, ts_ns, self._rate, self._channels, self._fmt, pcm, eos
         )
-        out.append(OutFrame(self._key, value, headers, self._buf_mono))
+        samples = len(pcm) // self._block
+        duration_ns = samples * NS_PER_S // self._rate
+        out.append(OutFrame(self._key, value, headers, self._buf_mono, duration_ns))
         self._seq += 1
-        self._samples += len(pcm) // self._block
+        self._samples += samples
