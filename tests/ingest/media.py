@@ -23,7 +23,7 @@ def _tone(rate: int, channels: int, seconds: float, amplitude: float = 0.3) -> n
     return np.tile((amplitude * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), (channels, 1))
 
 
-def write_tone(  # noqa: PLR0913
+def write_tone(
     target: Path | io.BytesIO,
     *,
     fmt: str,

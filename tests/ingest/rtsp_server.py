@@ -27,7 +27,10 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 TONE = "audiotestsrc is-live=true wave=sine freq=440 volume=0.4"
-AAC = f"{TONE} ! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=96000 ! rtpmp4gpay name=pay0 pt=96"
+AAC = (
+    f"{TONE} ! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=96000"
+    " ! rtpmp4gpay name=pay0 pt=96"
+)
 MOUNTS = {
     "/pcmu": f"{TONE} ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay0 pt=0",
     "/pcma": f"{TONE} ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay0 pt=8",

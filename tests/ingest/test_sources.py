@@ -21,7 +21,7 @@ from tests.ingest.conftest import (
     wait_for,
     windows_of,
 )
-from tests.ingest.media import write_hls, write_tone, ts_datagrams
+from tests.ingest.media import ts_datagrams, write_hls, write_tone
 from tests.ingest.servers import MediaHttpServer, RtspServer, UdpTsSender, free_udp_port
 from windowing import WindowSettings
 
