@@ -14,7 +14,9 @@ outbox, and past its bound the oldest go. Dropped frames leave ``ew-seq`` holes,
 analyzer treats as gaps (silence, ``gap_fraction``) or a new segment, as the wire format says.
 Memory is bounded by both queues together; neither grows past its bound.
 
-Owners: :class:`Publisher` owns the producer and thread ``ingest-kafka``; ``stop()`` drains
+Owners: :class:`Publisher` owns the producer, thread ``ingest-kafka`` and thread
+``ingest-topic`` (checks, and creates if allowed, the frames topic every few seconds until it
+exists, so that an unreachable cluster never holds up the producer loop); ``stop()`` drains
 the outbox into librdkafka and flushes it for up to ``timeout_s``.
 """
 
@@ -146,16 +148,24 @@ class Publisher:
         self._metrics = metrics
         self._stop = threading.Event()
         self._producer = Producer(
-            {**config, "on_delivery": self._delivered, "error_cb": self._client_error}
+            {
+                **config,
+                "on_delivery": self._delivered,
+                "error_cb": self._client_error,
+                "logger": logging.getLogger("ingest.librdkafka"),
+            }
         )
         self._thread = threading.Thread(target=self._run, name="ingest-kafka", daemon=True)
+        self._topic_thread = threading.Thread(
+            target=self._ensure_topic, name="ingest-topic", daemon=True
+        )
         self.reachable = False
         """Whether the last word from the cluster was good (a delivery, or metadata)."""
         self._last_error_log = 0.0
-        self._topic_next_check_mono = 0.0
 
     def start(self) -> None:
         self._thread.start()
+        self._topic_thread.start()
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -165,6 +175,7 @@ class Publisher:
         deadline = time.monotonic() + timeout_s
         self._stop.set()
         self._thread.join(timeout_s)
+        self._topic_thread.join(max(0.0, deadline - time.monotonic()))
         while self._outbox.bytes and time.monotonic() < deadline:
             self._produce_batch()
         left = self._producer.flush(max(0.0, deadline - time.monotonic()))
@@ -175,7 +186,6 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._ensure_topic()
             if not self._outbox.bytes:
                 self._outbox.wake.wait(0.05)
             self._produce_batch()
@@ -200,23 +210,19 @@ class Publisher:
             self._metrics.by_key(frame.key).latency.observe(now - frame.captured_mono)
 
     def _ensure_topic(self) -> None:
-        """Until it succeeds, every few seconds: the topic exists (created if allowed)."""
-        now = time.monotonic()
-        if now < self._topic_next_check_mono:
-            return
-        self._topic_next_check_mono = now + _TOPIC_RETRY_S
+        """Thread ``ingest-topic``: until it succeeds, the topic exists (created if allowed)."""
         admin = AdminClient(self._config)
-        try:
-            existing = existing_topics(admin, timeout_s=_TOPIC_RETRY_S)
-            new = NewTopic(
-                self.topic, self._kafka.new_topic_partitions, self._kafka.replication_factor
-            )
-            create_missing(admin, [new], existing, allowed=self._kafka.create_topics)
-        except EarwitnessError as exc:
-            self._log_error("frames topic %s not ready: %s", self.topic, exc)
+        new = NewTopic(self.topic, self._kafka.new_topic_partitions, self._kafka.replication_factor)
+        while not self._stop.is_set():
+            try:
+                existing = existing_topics(admin, timeout_s=_TOPIC_RETRY_S)
+                create_missing(admin, [new], existing, allowed=self._kafka.create_topics)
+            except EarwitnessError as exc:
+                self._log_error("frames topic %s not ready: %s", self.topic, exc)
+                self._stop.wait(_TOPIC_RETRY_S)
+                continue
+            self.reachable = True
             return
-        self.reachable = True
-        self._topic_next_check_mono = float("inf")
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         key = msg.key() or b""
