@@ -30,7 +30,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 STATES = ["connecting", "up", "backoff", "failed", "stopped"]
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -68,8 +68,11 @@ class IngestMetrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         sid = ["stream_id"]
-        self.state = Enum(
-            "earwitness_ingest_source_state", "Source state.", sid, states=STATES, registry=r
+        self._state = Gauge(
+            "earwitness_ingest_source_state",
+            "1 for the source's state, 0 for the others.",
+            ["stream_id", "state"],
+            registry=r,
         )
         self.errors = Counter(
             "earwitness_ingest_source_errors",
@@ -107,6 +110,7 @@ class IngestMetrics:
         )
         self.sources = Gauge("earwitness_ingest_sources", "Sources configured.", registry=r)
         self._by_key: dict[bytes, SourceMetrics] = {}
+        self._detached = _detached()
 
     def source(self, stream_id: str) -> SourceMetrics:
         """The children of ``stream_id`` (made on first use)."""
@@ -120,17 +124,24 @@ class IngestMetrics:
             self._by_key[key] = found
         return found
 
+    def set_state(self, stream_id: str, state: str) -> None:
+        for name in STATES:
+            self._state.labels(stream_id, name).set(1 if name == state else 0)
+
     def by_key(self, key: bytes) -> SourceMetrics:
-        """As :meth:`source`, by the Kafka key (the stream id's bytes)."""
-        found = self._by_key.get(key)
-        return found if found is not None else self.source(key.decode(errors="replace"))
+        """As :meth:`source`, by the Kafka key (the stream id's bytes); a removed source's late
+        deliveries count nowhere (its series are gone, and must stay gone)."""
+        return self._by_key.get(key, self._detached)
 
     def forget(self, stream_id: str) -> None:
         """Remove a source's series (it was removed from the sources file)."""
         self._by_key.pop(stream_id.encode(), None)
-        for family in (*self._families.values(), self.state):
+        for family in self._families.values():
             with contextlib.suppress(KeyError):
                 family.remove(stream_id)
+        for name in STATES:
+            with contextlib.suppress(KeyError):
+                self._state.remove(stream_id, name)
         for labels in [s for s in self._error_labels() if s[0] == stream_id]:
             self.errors.remove(*labels)
 
@@ -141,3 +152,14 @@ class IngestMetrics:
             for sample in metric.samples
             if sample.name.endswith("_total")
         ]
+
+
+def _detached() -> SourceMetrics:
+    """Children in no registry: what a removed source's stragglers count into."""
+    own = CollectorRegistry()
+    children: dict[str, Any] = {
+        name: Counter(f"detached_{name}", name, registry=own)
+        for name in _PER_SOURCE
+        if name != "latency"
+    }
+    return SourceMetrics(latency=Histogram("detached_latency", "-", registry=own), **children)

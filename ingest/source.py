@@ -224,4 +224,4 @@ class Source:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self._metrics.state.labels(self.stream_id).state(state)
+        self._metrics.set_state(self.stream_id, state)

@@ -88,7 +88,7 @@ def test_a_camera_that_drops_and_comes_back(
     assert all(len(indices) >= 3 for indices in by_segment.values()), "windows on both sides"
 
 
-def test_bad_sources_never_slow_a_good_one(
+def test_bad_sources_never_slow_a_good_one(  # noqa: PLR0917 - fixtures
     rtsp: RtspServer,
     silent: SilentServer,
     kafka_bootstrap: str,

@@ -79,6 +79,7 @@ def _frame(key: bytes, n: int, size: int = 1000) -> OutFrame:
 
 def test_outbox_drops_the_oldest_past_its_bound_and_counts_them() -> None:
     metrics = IngestMetrics()
+    metrics.source("a"), metrics.source("b")
     per = 1000 + RECORD_OVERHEAD_BYTES
     outbox = Outbox(10 * per, metrics)
     outbox.put(_frame(b"a", n) for n in range(8))
@@ -97,7 +98,7 @@ def test_metrics_of_a_removed_source_are_removed() -> None:
     metrics = IngestMetrics()
     metrics.source("cam").frames.inc()
     metrics.errors.labels("cam", "auth").inc()
-    metrics.state.labels("cam").state("up")
+    metrics.set_state("cam", "up")
     metrics.forget("cam")
     text = [
         s
