@@ -120,3 +120,12 @@ def test_progress_bar_with_eta() -> None:
     bar.close()
     assert out.getvalue().endswith("\n") and "\r[" in out.getvalue()
     assert not Progress({"a": 1}, enabled=True, out=io.StringIO()).enabled  # not a terminal
+
+
+def test_docs_name_every_setting() -> None:
+    """docs/sources.md's table covers every field of a source (and of the ingest root)."""
+    from tests.support.kafka import REPO
+
+    text = (REPO / "docs" / "sources.md").read_text()
+    for name in [*SourceSettings.model_fields, *IngestSettings.model_fields]:
+        assert f"`{name}`" in text or f"{name}:" in text, name
