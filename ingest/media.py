@@ -75,7 +75,7 @@ def ffmpeg_options(
     elif url.startswith(("http://", "https://", "udp://", "tcp://")):
         options["timeout"] = str(int(read_timeout_s * _US))
     if url.startswith("udp://"):
-        # FFmpeg's UDP reader thread keeps a ring of fifo_size × 188 bytes: its default (5.4 MB)
+        # FFmpeg's UDP reader thread keeps a ring of fifo_size x 188 bytes: its default (5.4 MB)
         # would be most of a source's memory; 1024 holds ~10 s of a 150 kbit/s stream.
         options |= {"fifo_size": "1024", "overrun_nonfatal": "1"}
     return options | extra

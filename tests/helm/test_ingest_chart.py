@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from tests.helm.chart import (
     secret_keys,
     unknown_keys,
 )
+from tests.helm.test_chart import _get
 
 pytestmark = pytest.mark.slow
 
@@ -144,14 +143,6 @@ class _Reachable:
 
     def alive(self) -> bool:
         return True
-
-
-def _get(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
-            return reply.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_no_secrets_inline_and_locked_down() -> None:

@@ -4,7 +4,7 @@ the test checks that every window of the camera's audio became one caption event
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from stream.config import AnalyzerSettings, KafkaSettings
 from stream.engine.worker import EngineWorker
 from tests.ingest.conftest import delivered, ingest_settings, running, wait_for
 from tests.ingest.servers import RtspServer
+from tests.stream.conftest import worker  # noqa: F401 - the module-scoped engine fixture
 from tests.support.analyzer import BATCH, engine_settings
 from tests.support.analyzer import running as analyzer_running
 from tests.support.kafka import consume, unique_name
@@ -23,22 +24,12 @@ from windowing.config import WindowSettings
 pytestmark = [pytest.mark.engine, pytest.mark.kafka, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def worker(tiny_model_dir: Path) -> Iterator[EngineWorker]:
-    worker = EngineWorker(
-        engine_settings(tiny_model_dir), BATCH, lambda w: f"{w.stream_id}/{w.index}"
-    )
-    worker.start(timeout_s=600)
-    yield worker
-    worker.stop(finish=False)
-
-
 def test_an_rtsp_camera_becomes_caption_events(
     rtsp: RtspServer,
     kafka_bootstrap: str,
     new_topic: Callable[..., str],
     tiny_model_dir: Path,
-    worker: EngineWorker,
+    worker: EngineWorker,  # noqa: F811 - the fixture imported above
 ) -> None:
     frames, captions = new_topic(), new_topic()
     analyzer = AnalyzerSettings(
