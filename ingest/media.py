@@ -40,7 +40,8 @@ SAMPLE_FORMATS = {"s16le": "s16", "f32le": "flt"}
 class SourceError(TransientError):
     """A source cannot be read now; retried. ``reason`` is a metric label:
     ``auth``, ``not_found``, ``refused``, ``timeout``, ``bad_url``, ``bad_media``, ``no_audio``,
-    ``io``, ``ended``, ``stalled``. The message names the source by its redacted URL only."""
+    ``io``, ``ended``, ``stalled``, ``internal`` (a bug: logged with its stack). The message
+    names the source by its redacted URL only."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

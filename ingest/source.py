@@ -158,6 +158,9 @@ class Source:
                 connection.run(WATCHDOG_GRACE_S)
             except (SourceError, ConfigError) as exc:
                 self._failed(generation, exc)
+            except Exception as exc:  # a bug in a reader must not end the source for good
+                logger.exception("source %s: unexpected error in its reader", self.stream_id)
+                self._failed(generation, SourceError("internal", type(exc).__name__))
             if not self._current(generation):
                 return
             failures = self._next_failures(failures, connection)

@@ -193,7 +193,9 @@ class SilentServer:
 
     def __init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
         self._held: list[socket.socket] = []
         self._thread = threading.Thread(target=self._run, name="test-silent", daemon=True)
 
@@ -202,15 +204,18 @@ class SilentServer:
         return self
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             self._held.append(conn)
 
     def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
         self._sock.close()
         for conn in self._held:
             conn.close()
-        self._thread.join(10)
