@@ -7,8 +7,8 @@
                                                         and is still retried)
 ``earwitness_ingest_reconnects_total``                  connection attempts after the first
 ``earwitness_ingest_source_errors_total{reason}``       failed attempts (``SourceError`` reasons)
-``earwitness_ingest_frames_total``                      frames delivered (acknowledged)
-``earwitness_ingest_bytes_total``                       PCM bytes delivered
+``earwitness_ingest_frames_total``                      frames handed to librdkafka
+``earwitness_ingest_bytes_total``                       PCM bytes handed to librdkafka
 ``earwitness_ingest_decode_errors_total``               packets the decoder refused (skipped)
 ``earwitness_ingest_segments_total``                    segments started (connects, PTS jumps)
 ``earwitness_ingest_capture_to_produce_seconds``        first audio of a frame read → handed to
@@ -82,8 +82,8 @@ class IngestMetrics:
         )
         self._families = {
             "reconnects": Counter("earwitness_ingest_reconnects", "Reconnects.", sid, registry=r),
-            "frames": Counter("earwitness_ingest_frames", "Frames delivered.", sid, registry=r),
-            "bytes": Counter("earwitness_ingest_bytes", "PCM bytes delivered.", sid, registry=r),
+            "frames": Counter("earwitness_ingest_frames", "Frames to Kafka.", sid, registry=r),
+            "bytes": Counter("earwitness_ingest_bytes", "PCM bytes to Kafka.", sid, registry=r),
             "decode_errors": Counter(
                 "earwitness_ingest_decode_errors", "Packets not decoded.", sid, registry=r
             ),

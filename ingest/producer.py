@@ -15,8 +15,9 @@ analyzer treats as gaps (silence, ``gap_fraction``) or a new segment, as the wir
 Memory is bounded by both queues together; neither grows past its bound.
 
 Owners: :class:`Publisher` owns the producer, thread ``ingest-kafka`` and thread
-``ingest-topic`` (checks, and creates if allowed, the frames topic every few seconds until it
-exists, so that an unreachable cluster never holds up the producer loop); ``stop()`` drains
+``ingest-topic`` (every few seconds: asks the cluster for the frames topic, creating it if
+allowed, for ``/readyz``; on its own thread, so that an unreachable cluster never holds up the
+producer loop); ``stop()`` drains
 the outbox into librdkafka and flushes it for up to ``timeout_s``.
 """
 
@@ -132,6 +133,9 @@ def producer_config(kafka: IngestKafka, bootstrap: str | None = None) -> ClientC
         "message.timeout.ms": kafka.message_timeout_ms,
         "queue.buffering.max.kbytes": max(1, kafka.producer_queue_max_bytes // 1024),
         "queue.buffering.max.messages": 2_000_000,
+        # Delivery reports only for failures: a Python call per delivered frame would cost
+        # more than the frame itself; frames are counted as they are handed over instead.
+        "delivery.report.only.error": True,
     }
 
 
@@ -196,43 +200,51 @@ class Publisher:
         batch = self._outbox.take(_BATCH)
         produce = self._producer.produce
         now = time.monotonic()
-        for i, frame in enumerate(batch):
-            try:
-                produce(self.topic, frame.value, frame.key, headers=frame.headers)
-            except BufferError:
-                self._outbox.put_back(batch[i:])
-                self._producer.poll(0.05)  # librdkafka's queue is full: let it drain
-                return
-            except KafkaException as exc:
-                self._metrics.by_key(frame.key).delivery_errors.inc()
-                self._log_error("cannot produce: %s", exc)
-                continue
-            self._metrics.by_key(frame.key).latency.observe(now - frame.captured_mono)
+        handed: dict[bytes, list[int]] = {}
+        try:
+            for i, frame in enumerate(batch):
+                try:
+                    produce(self.topic, frame.value, frame.key, headers=frame.headers)
+                except BufferError:
+                    self._outbox.put_back(batch[i:])
+                    self._producer.poll(0.05)  # librdkafka's queue is full: let it drain
+                    return
+                except KafkaException as exc:
+                    self._metrics.by_key(frame.key).delivery_errors.inc()
+                    self._log_error("cannot produce: %s", exc)
+                    continue
+                self._metrics.by_key(frame.key).latency.observe(now - frame.captured_mono)
+                counts = handed.setdefault(frame.key, [0, 0])
+                counts[0] += 1
+                counts[1] += len(frame.value)
+        finally:
+            for key, (frames, size) in handed.items():
+                metrics = self._metrics.by_key(key)
+                metrics.frames.inc(frames)
+                metrics.bytes.inc(size)
 
     def _ensure_topic(self) -> None:
-        """Thread ``ingest-topic``: until it succeeds, the topic exists (created if allowed)."""
+        """Thread ``ingest-topic``, every few seconds: the cluster answers and the topic exists
+        (created if allowed); ``reachable`` says how the last check went."""
         admin = AdminClient(self._config)
         new = NewTopic(self.topic, self._kafka.new_topic_partitions, self._kafka.replication_factor)
-        while not self._stop.is_set():
+        while True:
             try:
                 existing = existing_topics(admin, timeout_s=_TOPIC_RETRY_S)
                 create_missing(admin, [new], existing, allowed=self._kafka.create_topics)
+                self.reachable = True
             except EarwitnessError as exc:
+                self.reachable = False
                 self._log_error("frames topic %s not ready: %s", self.topic, exc)
-                self._stop.wait(_TOPIC_RETRY_S)
-                continue
-            self.reachable = True
-            return
+            if self._stop.wait(_TOPIC_RETRY_S):
+                return
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        key = msg.key() or b""
-        metrics = self._metrics.by_key(key)
+        """Called for failed deliveries only (``delivery.report.only.error``)."""
         if err is None:
-            self.reachable = True
-            metrics.frames.inc()
-            metrics.bytes.inc(len(msg))
             return
-        metrics.delivery_errors.inc()
+        key = msg.key() or b""
+        self._metrics.by_key(key).delivery_errors.inc()
         self._log_error("frame of %r not delivered: %s", key.decode(errors="replace"), err.str())
 
     def _client_error(self, err: KafkaError) -> None:
