@@ -18,7 +18,8 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("stream.cli", "run the analyzer: frames → windows → captions (exactly once)"),
     "alerts": ("sinks.cli", "run the alert runner: captions → rules → receivers"),
-    "publish": ("ingest.publish", "publish audio files as live frames"),
+    "ingest": ("ingest.cli", "bring live sources (RTSP, HLS, HTTP, UDP, devices) onto Kafka"),
+    "publish": ("ingest.publish", "publish recordings (audio or video files) as frames"),
     "tail": ("earwitness.tail", "print caption events (or alerts) as they arrive"),
     "make-test-model": (
         "stream.engine.testmodel",

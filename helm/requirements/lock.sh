@@ -29,8 +29,8 @@ prefs analyzer-gpu.lock
   header alerts.lock "Inputs: pyproject.toml (no extras), pins of requirements/ci.lock."
   cat helm/requirements/alerts.lock.prefs
 } > helm/requirements/alerts.lock.tmp
-# The audio packages (numpy, soundfile, soxr, psutil) at the versions CI tests.
-grep -iE '^(numpy|soundfile|soxr|psutil|cffi|pycparser)==' requirements/ci.lock > helm/requirements/audio.pins
+# The audio packages (numpy, soundfile, soxr, psutil, av) at the versions CI tests.
+grep -iE '^(numpy|soundfile|soxr|psutil|cffi|pycparser|av)==' requirements/ci.lock > helm/requirements/audio.pins
 "$uv" pip compile pyproject.toml --extra gpu --constraints helm/requirements/alerts.lock.tmp \
   --constraints helm/requirements/audio.pins "${common[@]}" \
   --output-file helm/requirements/analyzer-gpu.lock.prefs

@@ -245,10 +245,74 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- fail "analyzer.terminationGracePeriodSeconds must exceed settings.batch.drain_timeout_s" }}
 {{- end }}
 {{- end }}
+{{- if .Values.ingest.enabled }}
+{{- $stop := (.Values.ingest.settings.stop_timeout_s | default 10.0) | float64 }}
+{{- if le (float64 .Values.ingest.terminationGracePeriodSeconds) $stop }}
+{{- fail "ingest.terminationGracePeriodSeconds must exceed settings.stop_timeout_s" }}
+{{- end }}
+{{- end }}
 {{- if .Values.alerts.enabled }}
 {{- $drain := (.Values.alerts.settings.drain_timeout_s | default 30.0) | float64 }}
 {{- if le (float64 .Values.alerts.terminationGracePeriodSeconds) $drain }}
 {{- fail "alerts.terminationGracePeriodSeconds must exceed settings.drain_timeout_s" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The ingest settings file (IngestSettings, ingest/config.py) without its sources: kafka
+(bootstrap, client security, the analyzer's frames_topic unless set), http (0.0.0.0:9410).
+*/}}
+{{- define "earwitness.ingest.settings" -}}
+{{- $s := deepCopy .Values.ingest.settings }}
+{{- $kafka := $s.kafka | default dict }}
+{{- if not (hasKey $kafka "bootstrap_servers") }}
+{{- $_ := set $kafka "bootstrap_servers" .Values.kafka.bootstrapServers }}
+{{- end }}
+{{- if not (hasKey $kafka "frames_topic") }}
+{{- $analyzerKafka := include "earwitness.analyzer.kafka" . | fromYaml }}
+{{- $_ := set $kafka "frames_topic" ($analyzerKafka.frames_topic | default "earwitness.frames") }}
+{{- end }}
+{{- $client := include "earwitness.kafkaClient" (dict "root" . "own" $kafka.client) | fromYaml }}
+{{- if $client }}
+{{- $_ := set $kafka "client" $client }}
+{{- end }}
+{{- $_ := set $s "kafka" $kafka }}
+{{- $http := $s.http | default dict }}
+{{- if not (hasKey $http "host") }}
+{{- $_ := set $http "host" "0.0.0.0" }}
+{{- end }}
+{{- if not (hasKey $http "port") }}
+{{- $_ := set $http "port" 9410 }}
+{{- end }}
+{{- $_ := set $s "http" $http }}
+{{- toYaml $s }}
+{{- end }}
+
+{{/*
+The sources, as the process reads them: each source named in ingest.credentials gets
+password_file pointing at its mounted Secret key.
+*/}}
+{{- define "earwitness.ingest.sources" -}}
+{{- $sources := deepCopy (.Values.ingest.sources | default list) }}
+{{- $ids := list }}
+{{- range $sources }}
+{{- $ids = append $ids .stream_id }}
+{{- if hasKey $.Values.ingest.credentials .stream_id }}
+{{- $_ := set . "password_file" (printf "%s/%s" (include "earwitness.ingest.secretsDir" $) .stream_id) }}
+{{- $_ := unset . "password_env" }}
+{{- end }}
+{{- end }}
+{{- range $id, $_ := .Values.ingest.credentials }}
+{{- if not (has $id $ids) }}
+{{- fail (printf "ingest.credentials.%s: no source with stream_id %q in ingest.sources" $id $id) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "sources" $sources) }}
+{{- end }}
+
+{{- define "earwitness.ingest.secretsDir" -}}/var/run/secrets/earwitness/sources{{- end }}
+
+{{- define "earwitness.ingest.port" -}}
+{{- include "earwitness.ingest.settings" . | fromYaml | dig "http" "port" 9410 | int }}
 {{- end }}
