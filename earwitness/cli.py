@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("sinks.cli", "run the alert runner: captions → rules → receivers"),
     "publish": ("ingest.publish", "publish audio files as live frames"),
     "tail": ("earwitness.tail", "print caption events (or alerts) as they arrive"),
+    "console": ("console.cli", "serve the live web console: streams, alerts, search, listen"),
     "make-test-model": (
         "stream.engine.testmodel",
         "write a random-weight Qwen3-Omni model directory (tests, demo, benchmarks)",
