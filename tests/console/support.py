@@ -112,7 +112,11 @@ def alert_record(alert: Alert) -> tuple[bytes, bytes]:
 
 
 def produce_committed(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]], *, abort: bool = False
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes]],
+    *,
+    abort: bool = False,
 ) -> None:
     """Produce ``records`` in one transaction (as the analyzer does), committed or aborted."""
     producer = Producer(
@@ -145,14 +149,14 @@ def publish_tones(bootstrap: str, topic: str, tones: Iterable[Tone]) -> list[Fra
     def delivered(i: int) -> Callable[[Any, Message], None]:
         def on_delivery(err: Any, msg: Message) -> None:
             assert err is None, err
-            positions[i] = (msg.partition(), msg.offset())
+            positions[i] = (msg.partition(), msg.offset())  # type: ignore[assignment]
 
         return on_delivery
 
     for i, (key, value, headers) in enumerate(records):
         while True:
             try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=delivered(i))
+                producer.produce(topic, value, key, headers=headers, on_delivery=delivered(i))  # type: ignore[arg-type]
                 break
             except BufferError:
                 producer.poll(0.05)

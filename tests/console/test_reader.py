@@ -127,9 +127,7 @@ def test_a_rebuild_keeps_only_what_retention_allows(
               caption("cam-1", 1, "An hour ago.", segment_id=T0)]  # fmt: skip
     produce_committed(kafka_bootstrap, topics["captions"], events_records(events))
     with reading(kafka_bootstrap, topics, tmp_path / "c.db", retention_days=1) as (q, _, _):
-        assert [r["text"] for r in q.search(SearchQuery(stream_id="cam-1"), 10)] == [
-            "An hour ago."
-        ]
+        assert [r["text"] for r in q.search(SearchQuery(stream_id="cam-1"), 10)] == ["An hour ago."]
 
 
 def test_bad_records_are_counted_and_skipped(
@@ -139,7 +137,7 @@ def test_bad_records_are_counted_and_skipped(
     produce(kafka_bootstrap, topics["alerts"], [(b"x", b"{not json"), (b"y", b'{"state": "x"}')])
     produce_committed(kafka_bootstrap, topics["captions"],
                       [(b"cam-1", b"\x00garbage"), *events_records([good])])  # fmt: skip
-    with reading(kafka_bootstrap, topics, tmp_path / "c.db") as (queries, published, metrics):
+    with reading(kafka_bootstrap, topics, tmp_path / "c.db") as (_, published, metrics):
         wait_for(lambda: published, 30, "the good window")
         sample = metrics.registry.get_sample_value
         assert sample("earwitness_console_bad_records_total",
@@ -152,12 +150,12 @@ def test_bad_records_are_counted_and_skipped(
 
 
 def test_a_topic_made_later_is_picked_up(
-    kafka_bootstrap: str, topics: dict[str, str], new_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
 ) -> None:
     from tests.support.kafka import create_topic
 
     missing = {**topics, "alerts": f"{topics['alerts']}-later"}
-    with reading(kafka_bootstrap, missing, tmp_path / "c.db") as (queries, published, _):
+    with reading(kafka_bootstrap, missing, tmp_path / "c.db") as (queries, _, _):
         create_topic(kafka_bootstrap, missing["alerts"])
         firing = alert("a2", AlertState.FIRING, stream_id="cam-2", started_ns=T0, text="Siren.",
                        matched=("siren",))  # fmt: skip

@@ -40,7 +40,8 @@ def test_window_row_from_an_event() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "text"), [(EventKind.SHED, "shed: queue full"), (EventKind.ERROR, "engine failed twice")]
+    ("kind", "text"),
+    [(EventKind.SHED, "shed: queue full"), (EventKind.ERROR, "engine failed twice")],
 )
 def test_windows_without_caption_keep_why(kind: EventKind, text: str) -> None:
     row = window_row(caption("cam-1", 0, None, segment_id=T0, kind=kind).to_json())
@@ -84,8 +85,9 @@ def test_alert_row_reads_the_alert_runner_s_format() -> None:
 
 def test_alert_row_reads_evidence_and_tolerates_more() -> None:
     data = orjson.loads(
-        alert("a1", AlertState.FIRING, stream_id="c", started_ns=T0, text="t", matched=("glass",))
-        .to_json()
+        alert(
+            "a1", AlertState.FIRING, stream_id="c", started_ns=T0, text="t", matched=("glass",)
+        ).to_json()
     )
     data["evidence"] = [
         {"phrase": "shattering glass", "sentence": "Likely shattering glass.", "confidence": 0.6,

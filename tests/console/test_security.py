@@ -117,10 +117,12 @@ def test_pages_have_no_inline_script_or_style(tmp_path: Path) -> None:
 
 
 def test_bearer_header_and_sign_in_cookie(tmp_path: Path) -> None:
-    with console(tmp_path, auth={"mode": "bearer", "token": TOKEN}) as url, httpx.Client(
-        base_url=url
-    ) as client:
-        assert client.get("/alerts", headers={"Accept": "text/html"}).headers["location"] == "/login"
+    with (
+        console(tmp_path, auth={"mode": "bearer", "token": TOKEN}) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        page = client.get("/alerts", headers={"Accept": "text/html"})
+        assert page.headers["location"] == "/login"
         assert client.get("/alerts", headers={"Authorization": "Bearer wrong"}).status_code == 401
         login = client.get("/login")
         csrf = login.cookies["ew_csrf"]
@@ -130,9 +132,10 @@ def test_bearer_header_and_sign_in_cookie(tmp_path: Path) -> None:
         assert good.status_code == 303
         session = client.cookies["ew_session"]
         assert TOKEN not in session
-        assert "HttpOnly" in good.headers["set-cookie"] and "SameSite=strict" in good.headers[
-            "set-cookie"
-        ]
+        assert (
+            "HttpOnly" in good.headers["set-cookie"]
+            and "SameSite=strict" in good.headers["set-cookie"]
+        )
         assert client.get("/alerts").status_code == 200
     with console(tmp_path, auth={"mode": "bearer", "token": TOKEN + "x"}) as url:
         assert httpx.get(f"{url}/alerts", cookies={"ew_session": session}).status_code == 401

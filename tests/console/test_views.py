@@ -15,9 +15,7 @@ def test_highlight_marks_phrases_case_insensitively() -> None:
 
 def test_highlight_escapes_the_caption_and_merges_overlaps() -> None:
     out = highlight('<script>x</script> glass breaking "now"', ["glass", "glass breaking"])
-    assert str(out) == (
-        "&lt;script&gt;x&lt;/script&gt; <mark>glass breaking</mark> &#34;now&#34;"
-    )
+    assert str(out) == ("&lt;script&gt;x&lt;/script&gt; <mark>glass breaking</mark> &#34;now&#34;")
 
 
 def test_highlight_reads_stored_json_and_ignores_blank_phrases() -> None:
