@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CHATTY_LOGGERS = ("sse_starlette",)
+"""Libraries that log response bodies (live updates carry caption text) at DEBUG: kept at INFO
+whatever ``--log-level`` says, so caption text never reaches the log."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="console settings (YAML/TOML)")
@@ -40,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from earwitness.config import load_settings
     from earwitness.errors import FatalError, TransientError
 
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger().level))
     try:
         settings = load_settings(ConsoleSettings, args.config)
     except ConfigError as exc:
