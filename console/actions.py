@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -119,8 +120,13 @@ async def events(request: Request) -> Response:
     view = View(name, request.query_params.get("stream", "") if name == "stream" else "")
     last = request.headers.get("last-event-id") or request.query_params.get("since")
     http = app.settings.http
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        app.hub.stream(view, last, http.sse_catch_up_rows), ping=http.sse_ping_s, send_timeout=30
+        app.hub.stream(view, last, http.sse_catch_up_rows, shutdown),
+        ping=http.sse_ping_s,
+        send_timeout=30,
+        shutdown_event=shutdown,
+        shutdown_grace_period=2,
     )
 
 

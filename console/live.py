@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from console.metrics import ConsoleMetrics
@@ -34,6 +35,8 @@ from console.store import Change
 
 logger = logging.getLogger(__name__)
 
+CLOSE = (-1, "")
+"""Put in a client's queue at shutdown: its stream ends cleanly (a complete HTTP response)."""
 QUEUE_BATCHES = 1_000
 """Batches one client may fall behind before it replays from the journal instead."""
 VIEWS = ("streams", "alerts", "stream")
@@ -71,6 +74,11 @@ class Subscriber:
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
             return False
+
+    def close(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(CLOSE)
 
 
 def message(changes: Iterable[tuple[str, str, str]], view: View) -> str | None:
@@ -119,12 +127,18 @@ class Hub:
         return int(number)
 
     async def stream(
-        self, view: View, last_event_id: str | None, catch_up_rows: int
+        self,
+        view: View,
+        last_event_id: str | None,
+        catch_up_rows: int,
+        shutdown: anyio.Event | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The SSE events of one client, from just after ``last_event_id``."""
+        """The SSE events of one client, from just after ``last_event_id``, until the client
+        goes or ``shutdown`` is set (the server stops: the stream then ends cleanly)."""
         subscriber = Subscriber(view)
         self._subscribers.add(subscriber)
         self._metrics.live_clients.inc()
+        closer = asyncio.create_task(_close_on(shutdown, subscriber), name="ew-sse-closer")
         try:
             after = self.parse_event_id(last_event_id)
             if after is None and last_event_id:
@@ -136,6 +150,7 @@ class Hub:
             async for event in self._follow(subscriber, after, catch_up_rows):
                 yield event
         finally:
+            closer.cancel()
             self._subscribers.discard(subscriber)
             self._metrics.live_clients.dec()
 
@@ -152,6 +167,8 @@ class Hub:
                 sent = last_id
                 yield event
             while (item := await subscriber.queue.get()) is not None:
+                if item is CLOSE:
+                    return
                 last_id, text = item
                 if last_id > sent:
                     sent = last_id
@@ -177,3 +194,10 @@ class Hub:
     def _reset(self, why: str) -> dict[str, Any]:
         self._metrics.live_resets.inc()
         return {"event": "reset", "data": why}
+
+
+async def _close_on(shutdown: anyio.Event | None, subscriber: Subscriber) -> None:
+    """Task ``ew-sse-closer`` (one per client, owned by its stream): waits for shutdown."""
+    if shutdown is not None:
+        await shutdown.wait()
+        subscriber.close()

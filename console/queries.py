@@ -24,6 +24,10 @@ from console.schema import connect
 _WORDS = re.compile(r'"([^"]*)"|(\S+)')
 SNIPPET_OPEN, SNIPPET_CLOSE = "\x02", "\x03"
 """Markers snippet() puts around hits; the template escapes the text, then marks them."""
+_INCIDENTS = (
+    "SELECT i.*, a.by AS ack_by, a.note AS ack_note, a.acked_ns AS acked_ns"
+    " FROM incidents i LEFT JOIN acks a USING (alert_id)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class Queries:
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return self._db().execute(sql, args).fetchall()
 
+    def _one(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Row | None:
+        return self._db().execute(sql, args).fetchone()  # type: ignore[no-any-return]
+
     def last_change_id(self) -> int:
         row = self._db().execute("SELECT max(id) FROM changes").fetchone()
         return int(row[0] or 0)
@@ -80,9 +87,7 @@ class Queries:
         )
 
     def stream(self, stream_id: str) -> sqlite3.Row | None:
-        return (
-            self._db().execute("SELECT * FROM streams WHERE stream_id = ?", (stream_id,)).fetchone()
-        )
+        return self._one("SELECT * FROM streams WHERE stream_id = ?", (stream_id,))
 
     def windows(self, stream_id: str, from_ns: int, to_ns: int, limit: int) -> list[sqlite3.Row]:
         """The stream's windows that start in ``[from_ns, to_ns)``, oldest first."""
@@ -94,9 +99,7 @@ class Queries:
         return rows[::-1]
 
     def window(self, event_id: str) -> sqlite3.Row | None:
-        return (
-            self._db().execute("SELECT * FROM windows WHERE event_id = ?", (event_id,)).fetchone()
-        )
+        return self._one("SELECT * FROM windows WHERE event_id = ?", (event_id,))
 
     def incidents(
         self, *, stream_id: str | None = None, state: str | None = None, limit: int = 500
@@ -111,28 +114,17 @@ class Queries:
             args.append(state)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         return self._all(
-            "SELECT i.*, a.by AS ack_by, a.note AS ack_note, a.acked_ns AS acked_ns"
-            f" FROM incidents i LEFT JOIN acks a USING (alert_id) {clause}"
-            " ORDER BY i.updated_ns DESC LIMIT ?",
+            f"{_INCIDENTS} {clause} ORDER BY i.updated_ns DESC LIMIT ?",
             (*args, limit),
         )
 
     def incident(self, alert_id: str) -> sqlite3.Row | None:
-        return (
-            self._db()
-            .execute(
-                "SELECT i.*, a.by AS ack_by, a.note AS ack_note, a.acked_ns AS acked_ns"
-                " FROM incidents i LEFT JOIN acks a USING (alert_id) WHERE i.alert_id = ?",
-                (alert_id,),
-            )
-            .fetchone()
-        )
+        return self._one(f"{_INCIDENTS} WHERE i.alert_id = ?", (alert_id,))
 
     def incidents_between(self, stream_id: str, from_ns: int, to_ns: int) -> list[sqlite3.Row]:
         """The stream's incidents that overlap ``[from_ns, to_ns)`` (stream time)."""
         return self._all(
-            "SELECT i.*, a.by AS ack_by FROM incidents i LEFT JOIN acks a USING (alert_id)"
-            " WHERE i.stream_id = ? AND i.started_ns < ?"
+            f"{_INCIDENTS} WHERE i.stream_id = ? AND i.started_ns < ?"
             " AND coalesce(i.ended_ns, i.last_match_ns + 1) >= ? ORDER BY i.started_ns",
             (stream_id, to_ns, from_ns),
         )

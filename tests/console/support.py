@@ -50,6 +50,7 @@ def caption(
     rms_dbfs: float = -30.0,
     hop_s: int = 10,
     window_s: int = 30,
+    produced_ns: int | None = None,
 ) -> CaptionEvent:
     """Window ``index`` of a 30 s / 10 s grid from ``segment_id`` (Unix ns, stream time)."""
     start = segment_id + index * hop_s * NS
@@ -70,7 +71,9 @@ def caption(
         audio=AudioStats(rms_dbfs=rms_dbfs, peak_dbfs=rms_dbfs + 12, gap_fraction=0.0),
         skipped="shed: queue full" if kind is EventKind.SHED else None,
         error="engine failed twice" if kind is EventKind.ERROR else None,
-        timings=Timings(window_closed_ns=time.time_ns(), caption_produced_ns=time.time_ns()),
+        timings=Timings(
+            window_closed_ns=time.time_ns(), caption_produced_ns=produced_ns or time.time_ns()
+        ),
     )
 
 
