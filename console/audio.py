@@ -121,11 +121,13 @@ def _reader_config(client_config: Mapping[str, str | int | float | bool]) -> dic
 def _frames(
     consumer: Consumer, ref: WindowRef, limits: FrameLimits, deadline: float
 ) -> Iterator[Frame]:
-    key = ref.stream_id.encode()
+    key, left = ref.stream_id.encode(), ref.last_offset - ref.first_offset + 1
     while True:
         if time.monotonic() > deadline:
             raise TransientError("the window's frames were not read in time")
-        for msg in consumer.consume(CONSUME_BATCH, 0.5):
+        messages = consumer.consume(max(1, min(CONSUME_BATCH, left)), 0.5)  # none waited for
+        left -= len(messages)  # past the range's end (transaction markers take offsets)
+        for msg in messages:
             frame, done = _frame(msg, key, ref, limits)
             if frame is not None:
                 yield frame

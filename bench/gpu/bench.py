@@ -612,8 +612,9 @@ def capacity_curve(
 def run_worker(
     phase: dict[str, Any], model: str, result: dict[str, Any], save: Any, deadline: float
 ) -> None:
-    from stream.config import BatchSettings
     from stream.worker import EngineWorker
+
+    from stream.config import BatchSettings
 
     settings = engine_settings(phase, model, warmup_tokens=32)
     mns = phase["max_num_seqs"]

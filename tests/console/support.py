@@ -220,6 +220,7 @@ class ConsoleProcess:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    log_level: str = "debug"
 
     @property
     def url(self) -> str:
@@ -235,7 +236,7 @@ class ConsoleProcess:
         self.starts += 1
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "earwitness.cli", "--log-level", "debug", "console",
+                [sys.executable, "-m", "earwitness.cli", "--log-level", self.log_level, "console",
                  "--config", str(self.config)],
                 cwd=REPO, env={**env, **self.env}, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
