@@ -31,6 +31,7 @@ from sinks.alerts import Alert, AlertState
 from sinks.formats import kafka_record
 from sinks.rules import Severity
 from stream.outcome import frame_range
+from tests.sinks.sinkutil import caption_event
 from tests.support.frames import Tone, interleaved
 from tests.support.kafka import REPO
 from windowing import Frame, Window, Windower, WindowSettings, decode_frame
@@ -48,32 +49,17 @@ def caption(
     segment_id: int,
     kind: EventKind = EventKind.CAPTION,
     rms_dbfs: float = -30.0,
-    hop_s: int = 10,
-    window_s: int = 30,
     produced_ns: int | None = None,
 ) -> CaptionEvent:
-    """Window ``index`` of a 30 s / 10 s grid from ``segment_id`` (Unix ns, stream time)."""
-    start = segment_id + index * hop_s * NS
-    end = start + window_s * NS
-    return CaptionEvent(
-        event_id=event_id(stream_id, segment_id, index, "main"),
-        kind=kind,
-        stream_id=stream_id,
-        segment_id=segment_id,
-        window_index=index,
-        window_start_ns=start,
-        window_end_ns=end,
-        window_start=rfc3339(start),
-        window_end=rfc3339(end),
-        caption=text if kind is EventKind.CAPTION else None,
-        model="tiny",
-        model_revision="main",
-        audio=AudioStats(rms_dbfs=rms_dbfs, peak_dbfs=rms_dbfs + 12, gap_fraction=0.0),
-        skipped="shed: queue full" if kind is EventKind.SHED else None,
-        error="engine failed twice" if kind is EventKind.ERROR else None,
-        timings=Timings(
-            window_closed_ns=time.time_ns(), caption_produced_ns=produced_ns or time.time_ns()
-        ),
+    """Window ``index`` of the 30 s / 10 s grid from ``segment_id`` (tests/sinks' builder),
+    made now: its level ``rms_dbfs``, produced at ``produced_ns`` (default: now)."""
+    event = caption_event(index, text, stream_id=stream_id, kind=kind, segment_id=segment_id)
+    now = time.time_ns()
+    return event.model_copy(
+        update={
+            "audio": AudioStats(rms_dbfs=rms_dbfs, peak_dbfs=rms_dbfs + 12, gap_fraction=0.0),
+            "timings": Timings(window_closed_ns=now, caption_produced_ns=produced_ns or now),
+        }
     )
 
 
