@@ -7,7 +7,7 @@ Search goes through FTS5. The user's words become quoted FTS5 strings (no query 
 through: ``"glass breaking" dog`` → the phrase and the word, both required), the stream and
 kind filters become FTS5 column filters (so they narrow the index, not the result), and the
 newest matches come first (``ORDER BY rowid DESC``: FTS5 walks its index backwards and stops
-at the page size).
+at the page size). Without words, windows are listed by start time through an index.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class SearchQuery:
     kind: str = ""
     from_ns: int | None = None
     to_ns: int | None = None
-    before_id: int | None = None
-    """Paging: only results older (lower id) than this."""
+    before: int | None = None
+    """Paging: only results older than this: a window id with words (FTS5 order), a start
+    time (ns) without (time order)."""
 
 
 class Queries:
@@ -132,7 +133,7 @@ class Queries:
     def search(self, query: SearchQuery, limit: int) -> list[sqlite3.Row]:
         """Windows matching ``query``, newest first; full text through FTS5 when given."""
         match = fts_query(query)
-        where, args = _time_filters(query, "w")
+        where, args = _time_filters(query)
         if match is None:
             if query.stream_id:
                 where.append("w.stream_id = ?")
@@ -140,11 +141,18 @@ class Queries:
             if query.kind:
                 where.append("w.kind = ?")
                 args.append(query.kind)
+            if query.before is not None:
+                where.append("w.start_ns < ?")
+                args.append(query.before)
             clause = f"WHERE {' AND '.join(where)}" if where else ""
             return self._all(
-                f"SELECT w.*, w.text AS snippet FROM windows w {clause} ORDER BY w.id DESC LIMIT ?",
+                f"SELECT w.*, w.text AS snippet FROM windows w {clause}"
+                " ORDER BY w.start_ns DESC LIMIT ?",  # an index: by stream, by kind, by time
                 (*args, limit),
             )
+        if query.before is not None:
+            where.append("w.id < ?")
+            args.append(query.before)
         where.insert(0, "windows_fts MATCH ?")
         args.insert(0, match)
         if query.stream_id:
@@ -158,18 +166,15 @@ class Queries:
         )
 
 
-def _time_filters(query: SearchQuery, table: str) -> tuple[list[str], list[Any]]:
+def _time_filters(query: SearchQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     if query.from_ns is not None:
-        where.append(f"{table}.start_ns >= ?")
+        where.append("w.start_ns >= ?")
         args.append(query.from_ns)
     if query.to_ns is not None:
-        where.append(f"{table}.start_ns < ?")
+        where.append("w.start_ns < ?")
         args.append(query.to_ns)
-    if query.before_id is not None:
-        where.append(f"{table}.id < ?")
-        args.append(query.before_id)
     return where, args
 
 

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS windows (
 );
 CREATE INDEX IF NOT EXISTS windows_by_stream ON windows (stream_id, start_ns);
 CREATE INDEX IF NOT EXISTS windows_by_time ON windows (start_ns);
+CREATE INDEX IF NOT EXISTS windows_by_kind ON windows (kind, start_ns);
 CREATE VIRTUAL TABLE IF NOT EXISTS windows_fts USING fts5 (
     text, stream_id, kind,
     content = 'windows', content_rowid = 'id',

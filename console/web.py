@@ -33,7 +33,7 @@ from console.acks import AckWriter
 from console.config import ConsoleSettings
 from console.live import Hub
 from console.metrics import ConsoleMetrics
-from console.queries import Queries, SearchQuery
+from console.queries import Queries, SearchQuery, fts_query
 from console.render import render
 from console.security import Guard
 
@@ -118,12 +118,13 @@ def search_page(request: Request) -> Response:
         kind=params.get("kind", "") if params.get("kind") in KINDS else "",
         from_ns=views.parse_utc(params.get("from")),
         to_ns=views.parse_utc(params.get("to")),
-        before_id=int(params["before"]) if params.get("before", "").isdigit() else None,
+        before=int(params["before"]) if params.get("before", "").isdigit() else None,
     )
     searched = any((query.text, query.stream_id, query.kind, query.from_ns, query.to_ns))
     limit = app.settings.http.search_results
     results = app.queries.search(query, limit) if searched else []
-    more = results[-1]["id"] if len(results) == limit else None
+    key = "start_ns" if fts_query(query) is None else "id"  # the order search() used
+    more = results[-1][key] if len(results) == limit else None
     context = {"query": query, "results": results, "searched": searched, "more": more,
                "kinds": KINDS, "page": "search", "listen": app.settings.listen.enabled}  # fmt: skip
     return render(request, "search.html", context)

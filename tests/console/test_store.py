@@ -147,8 +147,11 @@ def test_search_filters_stream_kind_and_time(searchable: Queries) -> None:
 
 def test_search_pages_backwards(searchable: Queries) -> None:
     (newest,) = searchable.search(SearchQuery(text="glass"), 1)
-    older = searchable.search(SearchQuery(text="glass", before_id=newest["id"]), 1)
+    older = searchable.search(SearchQuery(text="glass", before=newest["id"]), 1)
     assert [r["window_index"] for r in older] == [1]
+    (latest,) = searchable.search(SearchQuery(stream_id="cam-1"), 1)  # no words: by time
+    earlier = searchable.search(SearchQuery(stream_id="cam-1", before=latest["start_ns"]), 5)
+    assert (latest["window_index"], [r["window_index"] for r in earlier]) == (1, [0])
 
 
 @pytest.mark.parametrize(
