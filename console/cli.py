@@ -141,6 +141,7 @@ def _listen(settings: ConsoleSettings) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.http.host, settings.http.port))
+        sock.listen(2048)  # from now on connections wait in the backlog, none is refused
     except OSError as exc:
         sock.close()
         raise ConfigError(

@@ -17,6 +17,7 @@
   let resortDue = false;
 
   grid.querySelectorAll(".tile").forEach(function (el) { tiles.set(el.dataset.stream, el); });
+  grid.dataset.order = Array.from(tiles.keys()).join("\n"); // as rendered: no re-append at load
   JSON.parse(document.getElementById("firing-data").textContent).forEach(function (i) {
     incidents.set(i.id, { stream: i.stream, acked: i.acked });
   });
