@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.cli", "bring live sources (RTSP, HLS, HTTP, UDP, devices) onto Kafka"),
     "publish": ("ingest.publish", "publish recordings (audio or video files) as frames"),
     "tail": ("earwitness.tail", "print caption events (or alerts) as they arrive"),
+    "console": ("console.cli", "serve the live web console: streams, alerts, search, listen"),
     "make-test-model": (
         "stream.engine.testmodel",
         "write a random-weight Qwen3-Omni model directory (tests, demo, benchmarks)",

