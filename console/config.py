@@ -1,4 +1,4 @@
-"""Settings of ``earwitness console``: one frozen tree, read from a file and ``EARWITNESS_CONSOLE_*``.
+"""Settings of ``earwitness console``: one frozen tree, from a file and ``EARWITNESS_CONSOLE_*``.
 
 ::
 
