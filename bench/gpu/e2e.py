@@ -194,6 +194,8 @@ class AnalyzerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        # run_all.sh kills this session after the phase, should this process die first
+        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid))
 
     def wait_ready(self, timeout_s: float) -> float:
         began = time.monotonic()

@@ -26,7 +26,7 @@ for spec in "$@"; do
   fi
   echo "[$(date +%T)] === phase $phase" >> "$RES/run.log"
   case $phase in
-    tune_moe) cmd=(python3 bench/gpu/tune_moe.py --out "$RES" --budget-s "${TUNE_BUDGET_S:-240}") ;;
+    tune_moe) cmd=(python3 bench/gpu/tune_moe.py --out "$RES" --budget-s "${TUNE_BUDGET_S:-300}") ;;
     e2e_*) cmd=(python3 bench/gpu/e2e.py --phase "$phase" --model "$EW/model" --out "$RES"
                 --deadline-epoch "$deadline") ;;
     *) cmd=(python3 bench/gpu/bench.py --phase "$phase" --model "$EW/model" --out "$RES"
@@ -37,6 +37,9 @@ for spec in "$@"; do
   wait $pid; rc=$?
   echo "[$(date +%T)] phase $phase rc=$rc" >> "$RES/run.log"
   kill -9 -- -"$pid" 2>/dev/null   # anything its session left behind (engine-core processes)
+  for f in "$RES/$phase".analyzer.pid; do   # e2e: the analyzer's own session, if it outlived
+    [ -f "$f" ] && kill -9 -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"
+  done
   sleep 3
   nvidia-smi --query-gpu=memory.used --format=csv,noheader >> "$RES/run.log" 2>&1
 done

@@ -100,8 +100,8 @@ stage_kafka() {
   libs=$(readlink -f "$HERE/kafka/libs")
   ls "$libs"/kafka_2.13-*.jar >/dev/null
   rm -rf "$work" && mkdir -p "$work/jars"
-  # The broker's modules (java.desktop and the tools left out); checked by a broker start here.
-  jlink --add-modules java.base,java.compiler,java.instrument,java.logging,java.management,java.naming,java.net.http,java.rmi,java.scripting,java.security.jgss,java.security.sasl,java.sql,java.transaction.xa,java.xml,jdk.crypto.ec,jdk.management,jdk.unsupported,jdk.zipfs \
+  # The broker's modules (java.desktop for java.beans; the tools left out); checked by a broker start here.
+  jlink --add-modules java.base,java.compiler,java.desktop,java.instrument,java.logging,java.management,java.naming,java.net.http,java.rmi,java.scripting,java.security.jgss,java.security.sasl,java.sql,java.transaction.xa,java.xml,jdk.crypto.ec,jdk.management,jdk.unsupported,jdk.zipfs \
     --strip-debug --no-header-files --no-man-pages --compress=0 --output "$work/jre"
   for jar in "$libs"/*.jar; do
     mkdir -p "$work/jars/$(basename "$jar" .jar)"

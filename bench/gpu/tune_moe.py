@@ -192,7 +192,7 @@ def compile_worker(job: tuple[int, list[tuple[int, list[Config]]]]) -> dict[str,
     return failed
 
 
-def precompile(todo: dict[int, list[Config]], workers: int) -> dict[str, str]:
+def precompile(todo: dict[int, list[Config]], workers: int, timeout_s: float) -> dict[str, str]:
     """Spread the candidates over ``workers`` processes, each compiling its own share at every
     M it is timed at (Triton specialises on sizes, so one M per config is not enough)."""
     configs = sorted({c for cfgs in todo.values() for c in cfgs})
@@ -204,10 +204,15 @@ def precompile(todo: dict[int, list[Config]], workers: int) -> dict[str, str]:
             if mine:
                 shares[w].append((m, mine))
     ctx = mp.get_context("spawn")
+    failed: dict[str, str] = {}
     with ctx.Pool(workers) as pool:
-        failed: dict[str, str] = {}
-        for part in pool.imap_unordered(compile_worker, list(enumerate(shares))):
-            failed.update(part)
+        job = pool.map_async(compile_worker, list(enumerate(shares)))
+        try:
+            for part in job.get(timeout=timeout_s):
+                failed.update(part)
+        except mp.TimeoutError:  # a worker died or hung: time what compiled, JIT the rest
+            log(f"precompile did not finish in {timeout_s:.0f} s; going on without it")
+            pool.terminate()
     return failed
 
 
@@ -310,7 +315,7 @@ def main() -> int:
     n_cfg = len({c for cfgs in todo.values() for c in cfgs})
     log(f"{torch.cuda.get_device_name()}: {n_cfg} candidates, {sum(map(len, todo.values()))} "
         f"(M, candidate) pairs over {len(batches)} batch sizes")  # fmt: skip
-    failed = precompile(todo, args.workers)
+    failed = precompile(todo, args.workers, timeout_s=0.6 * args.budget_s)
     log(f"compiled in {time.monotonic() - began:.0f} s; {len(failed)} candidates failed")
     best, rows = tune(todo, failed, deadline, args.noise)
     name = get_config_file_name(E, N, "fp8_w8a8")
