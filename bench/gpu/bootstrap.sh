@@ -50,8 +50,9 @@ unpack() {
     --target "$EW/site" "$EW"/stage/wheels/*.whl
   wait "$vllm_pid"
   rm -rf "$EW/stage"
-  PYTHONPATH=$EW/site:$EW/src python3 -c "from pathlib import Path; from stream.testmodel import \
-write_test_model; write_test_model(Path('$EW/model'), real_dims=True)"
+  # from EW/src: the repo copy's own stream/ (another checkout) must not shadow the code copy
+  (cd "$EW/src" && PYTHONPATH=$EW/src:$EW/site python3 -c "from pathlib import Path; \
+from stream.testmodel import write_test_model; write_test_model(Path('$EW/model'), real_dims=True)")
   "$EW/jre/bin/java" -version 2>&1 | head -1
   du -sh "$EW/vllm" "$EW/site" "$EW/jre" "$EW/kafka-libs" "$EW/model"
   touch "$EW/READY"
@@ -63,4 +64,8 @@ have=$(ls "$EW"/stage/bundle.part.* | wc -l)
 want=$(sed -n 's/^pieces=//p' "$EW/stage/MANIFEST")
 echo "bootstrap: piece $2 kept ($have of $want)"
 [ "$have" = "$want" ] && unpack
+if ls "$DEV"/extra/*.whl >/dev/null 2>&1; then   # wheels staged after the bundle (carry .device/extra)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$EW/site" \
+    "$DEV"/extra/*.whl && echo "bootstrap: extra wheels $(ls "$DEV"/extra | tr '\n' ' ')"
+fi
 exit 0

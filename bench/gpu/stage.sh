@@ -81,7 +81,7 @@ stage_wheels() {
     'prometheus-fastapi-instrumentator>=8.0.0' watchfiles 'pyzmq>=25' msgspec blake3 cachetools \
     cbor2 setproctitle pybase64 ijson partial-json-parser python-json-logger depyf==0.20.0 \
     lark==1.2.2 loguru 'openai-harmony>=0.0.3' sniffio \
-    confluent-kafka==2.16.1 pydantic-settings==2.16.3 python-dotenv==1.2.4 orjson==3.13.0 soxr==1.1.0
+    confluent-kafka==2.16.1 soundfile==0.13.1 pydantic-settings==2.16.3 python-dotenv==1.2.4 orjson==3.13.0 soxr==1.1.0
   python3 -m pip download -q --no-deps "${PLAT[@]}" -d "$dir" compressed-tensors==0.17.0
   local name
   for whl in "$dir"/*.whl; do   # drop what the image has: one version of each there
