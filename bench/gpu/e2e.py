@@ -71,7 +71,7 @@ CPU_ENGINE = {
 }
 PHASES: dict[str, dict[str, Any]] = {
     # examples/analyzer-gpu.yaml as it is (FP8, mns 512, mnbt 32768, graphs <= 1024, batches of
-    # 64 / 500 ms) + the tuned fused-MoE config of tune_moe.py, if this session made one.
+    # 64 / 500 ms), with ("tuned") or without the shipped tuned fused-MoE config (moe-configs/).
     "e2e_fp8_tuned": {"levels": [224, 256, 288], "tuned": True},
     "e2e_fp8": {"levels": [224, 256, 288], "tuned": False},
     "cpu_smoke_e2e": {
@@ -124,10 +124,11 @@ def analyzer_config(
     tag = f"{name}-{int(time.time())}"
     engine = dict(CPU_ENGINE if phase.get("cpu") else GPU_ENGINE, model=model)
     if not phase.get("cpu"):
-        engine["vllm_env"] = dict(base["engine"].get("vllm_env", {}))
-        engine["vllm_env"].pop("VLLM_TUNED_CONFIG_FOLDER", None)
+        vllm_env: dict[str, str] = dict(base["engine"].get("vllm_env", {}))
+        vllm_env.pop("VLLM_TUNED_CONFIG_FOLDER", None)
         if tuned is not None:
-            engine["vllm_env"]["VLLM_TUNED_CONFIG_FOLDER"] = str(tuned)
+            vllm_env["VLLM_TUNED_CONFIG_FOLDER"] = str(tuned)
+        engine["vllm_env"] = vllm_env
     over = {
         "kafka": {
             "bootstrap_servers": bootstrap,

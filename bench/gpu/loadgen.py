@@ -157,7 +157,7 @@ class LiveStreams:
         )
         while True:
             try:
-                producer.produce(self.topic, value, key, headers=headers)
+                producer.produce(self.topic, value, key, headers=list(headers))
                 self.frames_sent += 1
                 return
             except BufferError:
@@ -198,11 +198,12 @@ class CaptionReader:
             while not self._stop.is_set():
                 for msg in consumer.consume(500, timeout=0.05):
                     seen_ns = time.time_ns()
-                    if msg.error() is not None:
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
-                            self.errors.append(str(msg.error()))
+                    error, value = msg.error(), msg.value()
+                    if error is not None or value is None:
+                        if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                            self.errors.append(str(error))
                         continue
-                    self._take(orjson.loads(msg.value()), seen_ns)
+                    self._take(orjson.loads(value), seen_ns)
         except Exception as exc:
             self.errors.append(repr(exc))
         finally:

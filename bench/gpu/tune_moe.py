@@ -85,7 +85,7 @@ def block_m_for(m: int) -> set[int]:
 def grid() -> set[Config]:
     """84 tiles: GROUP_SIZE_M matters only with several M blocks per expert (BLOCK_SIZE_M >= 64
     at large M); a 256-long K tile only for the smallest batches (hides the weight loads)."""
-    out = set()
+    out: set[Config] = set()
     for bm, bn, warps, stages in itertools.product(
         (16, 32, 64, 128), (64, 128, 256), (4, 8), (3, 4)
     ):
