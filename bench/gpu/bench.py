@@ -45,6 +45,8 @@ WINDOW_S = 30.0
 HOP_S = 10.0
 SLO_S = 15.0
 GOLDEN = 0.6180339887498949
+TUNED_DIR = REPO / "bench" / "gpu" / "moe-configs"
+"""The shipped tuned fused-MoE config (tune_moe.py output); --tuned-dir overrides it."""
 
 # Session 3's winning engine settings, shared by its phases.
 MNS512_CG1024: dict[str, Any] = {
@@ -167,6 +169,69 @@ PHASES: dict[str, dict[str, Any]] = {
         "throughput": [(512, 1024)],
         "naive": [],
     },
+    # Session 4: the tuned fused-MoE tiles (tune_moe.py, "tuned": "required" fails the phase
+    # without them; "if_present" records which ran), the levers each on its own, and the
+    # engine-only twin of e2e.py's end-to-end curve (same settings, same levels).
+    "worker_fp8_tuned": {
+        "mode": "worker",
+        "quantization": "fp8",
+        **MNS512_CG1024,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [(512, 1024)],
+        "levels": [224, 256, 288],
+        "tuned": "required",
+    },
+    "offline_fp8_default": {
+        "mode": "offline",
+        "quantization": "fp8",
+        **MNS512_CG1024,
+        "throughput": [(512, 1024)],
+        "naive": [],
+    },
+    "offline_fp8_tuned": {
+        "mode": "offline",
+        "quantization": "fp8",
+        **MNS512_CG1024,
+        "throughput": [(512, 1024)],
+        "naive": [(512, 3)],
+        "tuned": "required",
+    },
+    "offline_fp8_tuned_mns1024_cg2048": {
+        "mode": "offline",
+        "quantization": "fp8",
+        "max_num_seqs": 1024,
+        "max_num_batched_tokens": 32768,
+        "max_cudagraph_capture_size": 2048,
+        "throughput": [(512, 2048)],
+        "naive": [],
+        "tuned": "required",
+    },
+    "offline_fp8_tuned_mnbt16k": {
+        "mode": "offline",
+        "quantization": "fp8",
+        **{**MNS512_CG1024, "max_num_batched_tokens": 16384},
+        "throughput": [(512, 1024)],
+        "naive": [],
+        "tuned": "required",
+    },
+    # Block-quantized FP8 ([128, 128], the format of Qwen's FP8 checkpoints), online from the
+    # dummy weights: vLLM's Triton block-FP8 MoE with the H200 tiles it ships for this shape.
+    "offline_fp8_block": {
+        "mode": "offline",
+        "quantization": "fp8_per_block",
+        **MNS512_CG1024,
+        "throughput": [(512, 1024)],
+        "naive": [],
+    },
+    # Per-channel weights + per-token activations: the one online FP8 scheme for which vLLM
+    # 0.26 may pick its CUTLASS grouped-GEMM MoE instead of Triton (allow_vllm_cutlass).
+    "offline_fp8_ptpc": {
+        "mode": "offline",
+        "quantization": "fp8_per_channel",
+        **MNS512_CG1024,
+        "throughput": [(512, 1024)],
+        "naive": [],
+    },
     # Not run yet (no device time left in the first session): localise the engine path's loss.
     "diag_bf16": {
         "mode": "diag",
@@ -279,6 +344,13 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
     from stream.engine.settings import EngineSettings
 
     cpu = phase.get("cpu", False)
+    vllm_env = {"VLLM_USE_FLASHINFER_SAMPLER": "0"}
+    if phase.get("tuned"):
+        tuned = TUNED_DIR if any(TUNED_DIR.glob("E=128,N=768,*fp8_w8a8.json")) else None
+        if tuned is None and phase["tuned"] == "required":
+            raise FileNotFoundError(f"no tuned fused-MoE config in {TUNED_DIR} (run tune_moe)")
+        if tuned is not None:
+            vllm_env["VLLM_TUNED_CONFIG_FOLDER"] = str(tuned)
     kwargs: dict[str, Any] = {
         "model": model,
         "load_format": "dummy",
@@ -290,7 +362,7 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
         "max_tokens": warmup_tokens,
         "ignore_eos": True,
         "warmup_windows": phase["max_num_seqs"],
-        "vllm_env": {"VLLM_USE_FLASHINFER_SAMPLER": "0"},
+        "vllm_env": vllm_env,
         "log_stats": not cpu,  # vLLM's running/waiting/throughput line every 10 s
         "renderer_num_workers": phase.get("renderer_num_workers", 1),
         "replicas": phase.get("replicas", 1),
@@ -344,6 +416,7 @@ def run_offline(phase: dict[str, Any], model: str, result: dict[str, Any], save:
 
     args = settings.engine_args()
     result["engine_args"] = {k: v for k, v in args.items()}
+    result["vllm_env"] = dict(settings.vllm_env)
     began = time.monotonic()
     llm = LLM(**args)
     result["engine_start_s"] = time.monotonic() - began
@@ -623,6 +696,7 @@ def run_worker(
     shape = phase.get("batch", {"max_batch": mns, "max_wait_ms": 20.0})
     batch = BatchSettings(**shape, max_inflight=2 * mns)
     result["engine_args"] = settings.engine_args()
+    result["vllm_env"] = dict(settings.vllm_env)
     result["batch_settings"] = batch.model_dump(mode="json")
     worker = EngineWorker(settings, batch, request_id)
     began = time.monotonic()
@@ -828,7 +902,10 @@ def main() -> int:
         default=0.0,
         help="wall-clock (time.time) after which no new measurement starts",
     )
+    ap.add_argument("--tuned-dir", type=Path, help="tuned fused-MoE configs (default: shipped)")
     args = ap.parse_args()
+    global TUNED_DIR  # noqa: PLW0603 - one setting of the harness, read by engine_settings()
+    TUNED_DIR = args.tuned_dir or TUNED_DIR
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s")
     phase = PHASES[args.phase]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-# source me THERE after bootstrap.sh part1 + part2
-export PYTHONPATH=/root/ew/vllm:/root/ew/site:$PWD
+# source me THERE after bootstrap.sh has unpacked everything (EW=/root/ew)
+EW=${EW:-/root/ew}
+export PYTHONPATH=$EW/src:$EW/vllm:$EW/site PATH=$EW/jre/bin:$PATH TRITON_CACHE_DIR=$EW/triton-cache
 export VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_CONFIGURE_LOGGING=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -34,6 +34,10 @@ CONFIGS = [
         "offline_bf16_mns512_cg1024",
         "worker_bf16_mns512_cg1024",
     ),
+    # Session 4: default-tile ceiling; engine path and end to end with the tuned MoE tiles.
+    ("FP8, mns 512, graphs ≤ 1024, default MoE tiles", "offline_fp8_default", None),
+    ("FP8, mns 512, graphs ≤ 1024, tuned MoE tiles, engine only", None, "worker_fp8_tuned"),
+    ("FP8, mns 512, graphs ≤ 1024, tuned MoE tiles, end to end", None, "e2e_fp8_tuned"),
 ]
 COLORS = (
     "tab:blue",
@@ -44,6 +48,9 @@ COLORS = (
     "tab:red",
     "tab:brown",
     "tab:cyan",
+    "tab:olive",
+    "tab:pink",
+    "black",
 )
 
 

@@ -1,0 +1,403 @@
+"""End-to-end capacity: live streams → Kafka → ``earwitness analyze`` → captions, read_committed.
+
+Runs THERE (the borrowed GPU, from ``run_all.sh``) or here on CPU as a dry run; never imported by
+tests or CI. One phase per process::
+
+    python3 bench/gpu/e2e.py --phase e2e_fp8_tuned --model /root/ew/model --out RES
+    python3 bench/gpu/e2e.py --phase cpu_smoke_e2e --model .cache/test-model --out /tmp/ew
+
+What it runs, each with an owner that stops it (``finally``, in reverse order):
+
+1. a Kafka broker, ``scripts/kafka-local start --dir OUT/kafka-<phase>`` (needs ``java``: on the
+   GPU machine the runtime ``stage.sh`` made with jlink), or ``--bootstrap`` for a running one;
+2. the analyzer, the real CLI, ``python3 -m earwitness.cli analyze --config C`` in its own
+   process session, where C is ``examples/analyzer-gpu.yaml`` with only these fields changed:
+   broker, topic and group names, HTTP port, the model directory, random weights
+   (``load_format: dummy``), fixed-length captions (``ignore_eos`` + ``max_tokens``),
+   ``drain_timeout_s``, vLLM's stats log, and (tuned phases) ``VLLM_TUNED_CONFIG_FOLDER``; the CPU
+   dry run also swaps the GPU-only engine fields for the CPU ones and shortens the windows;
+3. once ``/readyz`` answers 200: ``loadgen.LiveStreams`` (N live streams, 20 ms frames, real
+   time, levels rising as in the engine-only curve) and ``loadgen.CaptionReader``.
+
+Each level's row is computed when the next level ends (windows still missing count with their
+age); the curve stops after the level that follows the first level over the SLO, then drains
+for up to ``drain_s``. ``streams_per_gpu_end_to_end`` = the largest level with p95 ≤ 15 s and no
+error events. Writes ``OUT/<phase>.json``, the analyzer's log and its last /metrics.
+"""
+
+# ruff: noqa: PLR0917 - a benchmark harness
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO))
+
+from loadgen import CaptionReader, LiveStreams, Schedule, level_row  # noqa: E402
+
+SLO_S = 15.0
+GPU_ENGINE = {"load_format": "dummy", "ignore_eos": True, "max_tokens": 512, "log_stats": True}
+CPU_ENGINE = {
+    "load_format": "dummy",
+    "ignore_eos": True,
+    "max_tokens": 8,
+    "quantization": None,
+    "dtype": "bfloat16",
+    "enforce_eager": True,
+    "cpu_kv_cache_bytes": 256 << 20,
+    "limit_mm_per_prompt": {"audio": 1, "image": 0, "video": 0},
+    "max_num_seqs": 4,
+    "max_num_batched_tokens": None,
+    "max_cudagraph_capture_size": None,
+    "max_model_len": 1024,
+    "warmup_windows": 2,
+    "vllm_env": {},
+}
+PHASES: dict[str, dict[str, Any]] = {
+    # examples/analyzer-gpu.yaml as it is (FP8, mns 512, mnbt 32768, graphs <= 1024, batches of
+    # 64 / 500 ms), with ("tuned") or without the shipped tuned fused-MoE config (moe-configs/).
+    "e2e_fp8_tuned": {"levels": [224, 256, 288], "tuned": True},
+    "e2e_fp8": {"levels": [224, 256, 288], "tuned": False},
+    "cpu_smoke_e2e": {
+        "levels": [2, 4],
+        "level_s": 16.0,
+        "skip_s": 6.0,
+        "lead_s": 3.0,
+        "drain_s": 40.0,
+        "cpu": True,
+        "windowing": {"window_s": 4.0, "hop_s": 2.0},
+        "batch": {
+            "max_batch": 4,
+            "max_wait_ms": 100,
+            "max_inflight": 8,
+            "pause_queued_windows": 16,
+            "resume_queued_windows": 8,
+        },
+    },
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = (
+            merge(out[key], value)
+            if isinstance(value, dict)
+            and isinstance(out.get(key), dict)
+            and key != "limit_mm_per_prompt"
+            else value
+        )
+    return out
+
+
+def analyzer_config(
+    phase: dict[str, Any], name: str, model: str, bootstrap: str, port: int, tuned: Path | None
+) -> dict[str, Any]:
+    """examples/analyzer-gpu.yaml with the fields the module docstring lists changed."""
+    base = yaml.safe_load((REPO / "examples" / "analyzer-gpu.yaml").read_text())
+    tag = f"{name}-{int(time.time())}"
+    engine = dict(CPU_ENGINE if phase.get("cpu") else GPU_ENGINE, model=model)
+    if not phase.get("cpu"):
+        vllm_env: dict[str, str] = dict(base["engine"].get("vllm_env", {}))
+        vllm_env.pop("VLLM_TUNED_CONFIG_FOLDER", None)
+        if tuned is not None:
+            vllm_env["VLLM_TUNED_CONFIG_FOLDER"] = str(tuned)
+        engine["vllm_env"] = vllm_env
+    over = {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "input_topic": f"e2e.frames.{tag}",
+            "output_topic": f"e2e.captions.{tag}",
+            "group_id": f"e2e-{tag}",
+        },
+        "engine": engine,
+        "http": {"host": "127.0.0.1", "port": port},
+        "batch": {"drain_timeout_s": 5, **phase.get("batch", {})},
+        "windowing": phase.get("windowing", {}),
+    }
+    return merge(base, over)
+
+
+class Broker:
+    """A private broker through scripts/kafka-local (owner: this phase), or an external one."""
+
+    def __init__(self, out: Path, name: str, bootstrap: str | None) -> None:
+        self.dir = out / f"kafka-{name}"
+        self.external = bootstrap
+        self.bootstrap = bootstrap or ""
+
+    def start(self) -> str:
+        if not self.external:
+            res = subprocess.run(
+                [str(REPO / "scripts" / "kafka-local"), "start", "--dir", str(self.dir)],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=300,
+            )
+            if res.returncode != 0:
+                raise RuntimeError(f"kafka-local start failed: {res.stderr[-2000:]}")
+            self.bootstrap = res.stdout.strip().splitlines()[-1].removeprefix("bootstrap=")
+        return self.bootstrap
+
+    def stop(self) -> None:
+        if not self.external:
+            subprocess.run(
+                [str(REPO / "scripts" / "kafka-local"), "stop", "--dir", str(self.dir)],
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
+
+
+class AnalyzerProcess:
+    """``earwitness analyze`` in its own process session (owner: this phase)."""
+
+    def __init__(self, config_path: Path, log_path: Path, port: int) -> None:
+        self.config_path, self.log_path, self.port = config_path, log_path, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=f"{REPO}:{os.environ.get('PYTHONPATH', '')}")
+        cmd = [sys.executable, "-m", "earwitness.cli", "analyze", "--config", str(self.config_path)]
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        # run_all.sh kills this session after the phase, should this process die first
+        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid))
+
+    def wait_ready(self, timeout_s: float) -> float:
+        began = time.monotonic()
+        while time.monotonic() - began < timeout_s:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"analyzer exited with {self.proc.returncode} before ready")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        return time.monotonic() - began
+            except OSError:
+                pass
+            time.sleep(1.0)
+        raise RuntimeError(f"analyzer not ready after {timeout_s:.0f} s")
+
+    def metrics(self) -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                return str(r.read().decode())
+        except OSError as exc:
+            return f"unavailable: {exc!r}"
+
+    def stop(self) -> int | None:
+        """SIGTERM (drain, commit), then SIGKILL the whole session (the engine core too)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(90)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        return self.proc.returncode
+
+
+def run_curve(
+    phase: dict[str, Any],
+    settings: Any,
+    cfg: dict[str, Any],
+    bootstrap: str,
+    deadline: float,
+    save: Any,
+) -> dict[str, Any]:
+    """Levels back to back until the stop rule or the deadline; returns the curve."""
+    levels, level_s = phase["levels"], phase.get("level_s", 40.0)
+    lead_s = phase.get("lead_s", 10.0)
+    win = settings.windowing
+    t0 = time.time_ns() + int((lead_s + 1.0) * 1e9)
+    schedule = Schedule(
+        levels, level_s, phase.get("skip_s", 15.0), win.window_s, win.hop_s, t0, lead_s
+    )
+    client = {"bootstrap.servers": bootstrap}
+    gen = LiveStreams(
+        {
+            **client,
+            "linger.ms": 5,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 1_048_576,
+            "acks": "all",
+        },
+        cfg["kafka"]["input_topic"],
+        schedule,
+        levels[-1],
+    )
+    reader = CaptionReader({**client, "group.id": f"reader-{t0}"}, cfg["kafka"]["output_topic"])
+    curve: dict[str, Any] = {
+        "levels": [],
+        "level_s": level_s,
+        "skip_s": schedule.skip_s,
+        "window_s": win.window_s,
+        "hop_s": win.hop_s,
+        "slo_p95_s": SLO_S,
+        "lead_s": lead_s,
+    }
+    reader.start()
+    gen.start()
+    stop_after = None
+    try:
+        for k in range(len(levels)):
+            end_ns = schedule.level_start_ns(k + 1)
+            log(f"level {levels[k]} streams ({k + 1}/{len(levels)})")
+            while time.time_ns() < end_ns:
+                time.sleep(0.2)
+            if k >= 1:
+                row = level_row(schedule, k - 1, reader, time.time_ns(), SLO_S)
+                curve["levels"].append(row)
+                log(
+                    f"level {row['streams']}: p50 {row['p50_s']} p95 {row['p95_s']} "
+                    f"pending {row['pending_at_report']} errors {row['errors']}"
+                )
+                save(curve, gen, reader)
+                if not row["ok"] and stop_after is None:
+                    stop_after = k
+            if (stop_after is not None and k >= stop_after) or time.monotonic() > deadline:
+                break
+        last = len(curve["levels"])
+        gen.stop()
+        drain_until = time.monotonic() + phase.get("drain_s", 60.0)
+        while time.monotonic() < drain_until and last < len(levels):
+            row = level_row(schedule, last, reader, time.time_ns(), SLO_S)
+            if row["pending_at_report"] == 0:
+                break
+            time.sleep(1.0)
+        if last < len(levels):
+            row = level_row(schedule, last, reader, time.time_ns(), SLO_S)
+            row["final"] = True
+            curve["levels"].append(row)
+            log(f"level {row['streams']}: p50 {row['p50_s']} p95 {row['p95_s']} (final)")
+    finally:
+        gen.stop()
+        reader.stop()
+    ok = [r["streams"] for r in curve["levels"] if r["ok"]]
+    curve["streams_per_gpu_end_to_end"] = max(ok) if ok else None
+    save(curve, gen, reader)
+    return curve
+
+
+def run_phase(
+    name: str, phase: dict[str, Any], args: argparse.Namespace, result: dict[str, Any], save: Any
+) -> None:
+    from stream.config import AnalyzerSettings
+
+    deadline = (
+        time.monotonic() + (args.deadline_epoch - time.time()) if args.deadline_epoch else 1e18
+    )
+    tuned = None
+    if phase.get("tuned"):
+        tuned = HERE / "moe-configs"  # the shipped output of tune_moe.py
+        if not any(tuned.glob("E=128,N=768,*fp8_w8a8.json")):
+            raise FileNotFoundError(f"no tuned fused-MoE config in {tuned}")
+        result["tuned_moe_config"] = str(tuned)
+    broker = Broker(args.out, name, args.bootstrap)
+    port = free_port()
+    analyzer: AnalyzerProcess | None = None
+    try:
+        bootstrap = broker.start()
+        log(f"broker {bootstrap}")
+        cfg = analyzer_config(phase, name, args.model, bootstrap, port, tuned)
+        settings = AnalyzerSettings.model_validate(cfg)
+        cfg_path = args.out / f"{name}.analyzer.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        result["analyzer_config"] = cfg
+        analyzer = AnalyzerProcess(cfg_path, args.out / f"{name}.analyzer.log", port)
+        began = time.monotonic()
+        analyzer.start()
+        result["analyzer_ready_s"] = analyzer.wait_ready(args.ready_timeout_s)
+        log(f"analyzer ready in {time.monotonic() - began:.0f} s")
+
+        def save_curve(curve: dict[str, Any], gen: LiveStreams, reader: CaptionReader) -> None:
+            result["curve"] = curve
+            result["loadgen"] = {
+                "frames_sent": gen.frames_sent,
+                "errors": gen.errors,
+                "max_behind_ms": gen.max_behind_ms,
+            }
+            result["reader"] = {"events": len(reader.seen), "errors": reader.errors[:20]}
+            save()
+
+        run_curve(phase, settings, cfg, bootstrap, deadline, save_curve)
+        (args.out / f"{name}.metrics.txt").write_text(analyzer.metrics())
+    finally:
+        if analyzer is not None:
+            result["analyzer_exit"] = analyzer.stop()
+        broker.stop()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phase", required=True, choices=sorted(PHASES))
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--bootstrap", help="use this broker instead of starting one")
+    ap.add_argument("--ready-timeout-s", type=float, default=600.0)
+    ap.add_argument("--deadline-epoch", type=float, default=0.0)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.phase}.json"
+    result: dict[str, Any] = {
+        "phase": args.phase,
+        "settings": PHASES[args.phase],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+    def save() -> None:
+        path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+
+    try:
+        run_phase(args.phase, PHASES[args.phase], args, result, save)
+        result["status"] = "ok"
+    except BaseException as exc:
+        result["status"] = f"error: {exc!r}"
+        result["traceback"] = traceback.format_exc()
+        log(result["traceback"])
+        return 1
+    finally:
+        result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
