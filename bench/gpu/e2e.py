@@ -132,8 +132,8 @@ def analyzer_config(
     over = {
         "kafka": {
             "bootstrap_servers": bootstrap,
-            "input_topic": f"e2e.frames.{tag}",
-            "output_topic": f"e2e.captions.{tag}",
+            "frames_topic": f"e2e.frames.{tag}",
+            "captions_topic": f"e2e.captions.{tag}",
             "group_id": f"e2e-{tag}",
         },
         "engine": engine,
@@ -259,11 +259,11 @@ def run_curve(
             "queue.buffering.max.kbytes": 1_048_576,
             "acks": "all",
         },
-        cfg["kafka"]["input_topic"],
+        cfg["kafka"]["frames_topic"],
         schedule,
         levels[-1],
     )
-    reader = CaptionReader({**client, "group.id": f"reader-{t0}"}, cfg["kafka"]["output_topic"])
+    reader = CaptionReader({**client, "group.id": f"reader-{t0}"}, cfg["kafka"]["captions_topic"])
     curve: dict[str, Any] = {
         "levels": [],
         "level_s": level_s,
