@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/ci.lock
 
-.PHONY: demo test test-fast lint format venv kafka-jars kafka-start kafka-stop bench clean helm-check
+.PHONY: demo test test-fast lint format venv venv-gpu kafka-jars kafka-start kafka-stop bench clean helm-check
 
 ## demo: the main job on embedded defaults (local broker, bundled sample, CPU engine without a GPU)
 demo: venv
@@ -36,6 +36,15 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip sync $(LOCK)
 	VIRTUAL_ENV=$(VENV) $(BIN)/uv pip install --no-deps -e .
+	touch $@
+
+## venv-gpu: the GPU engine (vLLM 0.26.0, torch 2.11, CUDA wheels) of helm/requirements/analyzer-gpu.lock
+venv-gpu: .venv-gpu/.installed
+.venv-gpu/.installed: helm/requirements/analyzer-gpu.lock pyproject.toml
+	test -x .venv-gpu/bin/python || $(PY) -m venv .venv-gpu
+	.venv-gpu/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	VIRTUAL_ENV=.venv-gpu .venv-gpu/bin/uv pip sync helm/requirements/analyzer-gpu.lock
+	VIRTUAL_ENV=.venv-gpu .venv-gpu/bin/uv pip install --no-deps -e .
 	touch $@
 
 ## kafka-jars: the broker's jars from Maven Central (kafka/pom.xml → kafka/libs/)

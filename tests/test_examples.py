@@ -43,3 +43,42 @@ def test_gpu_example_keeps_the_engine_fed() -> None:
     assert batch.pause_queued_windows > batch.max_inflight
     assert engine.max_num_batched_tokens is not None
     assert batch.max_batch * prompt_tokens(engine.max_audio_s) <= engine.max_num_batched_tokens
+
+
+def _cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EARWITNESS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "earwitness.cli", *args],
+        cwd=EXAMPLES.parent,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("alerts*.yaml")), ids=lambda p: p.name)
+def test_alert_runner_examples_pass_check_as_written(path: Path) -> None:
+    """docs/alerts.md: `earwitness alerts --config examples/alerts.yaml --check`."""
+    done = _cli("alerts", "--config", str(path.relative_to(EXAMPLES.parent)), "--check")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("analyzer*.yaml")), ids=lambda p: p.name)
+def test_analyzer_examples_pass_check(
+    path: Path, kafka_bootstrap: str, tiny_model_dir: Path
+) -> None:
+    """`earwitness analyze --config <example> --check`, with the broker and a model this
+    machine has (the examples name 127.0.0.1:9092 and the real weights' directory)."""
+    env = {
+        "EARWITNESS_ANALYZER_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "EARWITNESS_ANALYZER_ENGINE__MODEL": str(tiny_model_dir),
+    }
+    done = _cli("analyze", "--config", str(path), "--check", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "settings: valid" in done.stdout and "topic frames" in done.stdout

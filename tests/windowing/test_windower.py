@@ -26,6 +26,7 @@ from tests.windowing.support import (
     frame,
     run,
     shape,
+    tone,
 )
 from windowing import Windower, WindowSettings
 from windowing.segment import RING_SLACK_SAMPLES
@@ -302,10 +303,36 @@ def test_memory_stays_bounded_by_one_window_and_slack() -> None:
 
 
 def test_frames_of_many_streams_stay_apart() -> None:
+    """Each stream has audio of its own (its frames' samples offset by 100 per stream), so a
+    frame ending up in another stream's window would show."""
     windower = Windower(SMALL)
     out = []
+    audio = {s: [tone(seq) + 100 * k for seq in range(4)] for k, s in enumerate("abc")}
     for seq in range(4):
         for stream in ("a", "b", "c"):
-            out += windower.push(frame(seq, stream=stream), 0.0)
+            pcm = audio[stream][seq].astype("<i2").tobytes()
+            out += windower.push(frame(seq, stream=stream, pcm=pcm), 0.0)
     assert sorted(w.stream_id for w in out) == ["a", "b", "c"]
-    assert all(np.array_equal(w.samples, out[0].samples) for w in out)
+    for window in out:
+        own = np.concatenate(audio[window.stream_id]).astype(np.float32) / 32768
+        np.testing.assert_array_equal(window.samples, own)
+
+
+def test_eos_waits_for_missing_earlier_frames_then_flushes() -> None:
+    """docs/windowing.md: eos flushes once released in order; frames missing before it are
+    waited for (within the jitter bound), not dropped."""
+    windower = Windower(SMALL)
+    out = [w for seq in (0, 1, 2) for w in windower.push(frame(seq), 0.0)]
+    assert windower.push(frame(4, eos=True), 0.0) == [], "3 is missing: eos is held"
+    out += windower.push(frame(3), 0.0)  # the late frame: the stream completes and closes
+    assert shape(out) == [(0, 0, 640, False), (1, 320, 480, True)]
+    np.testing.assert_array_equal(out[1].samples, expected_samples(range(2, 5)))
+    assert windower.stats.frames_missing == 0 and out[1].cursor.final
+
+
+def test_eos_with_a_frame_that_never_comes_flushes_after_the_jitter_bound() -> None:
+    windower = Windower(SMALL)  # jitter_frames 4
+    out = [w for seq in (0, 1, 2) for w in windower.push(frame(seq), 0.0)]
+    assert windower.push(frame(4, eos=True), 0.0) == [], "held while 3 may still come"
+    out += windower.flush_all()  # idle close: the hole is given up, filled, and eos applied
+    assert shape(out)[-1][3] is True and windower.stats.frames_missing == 1

@@ -1,0 +1,182 @@
+"""Promises of docs/exactly-once.md that had no test: each on the real broker, each one that
+fails if the promise is broken.
+
+- an aborted transaction rewinds and replays, and the events come out exactly once;
+- two instances sharing a transactional id: the older one is fenced and exits 1;
+- engine death: the analyzer commits what finished, exits 3, and a restart replays the rest;
+- the changelog's partition count must equal the frames topic's, or the analyzer refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from earwitness.errors import ConfigError
+from earwitness.transactions import TransactionalProducer
+from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
+from stream.engine.worker import EngineWorker
+from stream.topics import ensure_topics
+from tests.support.analyzer import BATCH, AnalyzerProcess, engine_settings, running
+from tests.support.kafka import create_topic, unique_name
+from tests.support.streams import CaptionWatch, Feeder, assert_exactly_once, covered
+from windowing.config import WindowSettings
+
+WINDOWING = WindowSettings(window_s=4, hop_s=2, min_window_s=1, idle_timeout_s=600)
+ENGINE_START_S = 240
+
+
+def analyzer_settings(
+    bootstrap: str, frames_topic: str, model_dir: Path, **kafka: object
+) -> AnalyzerSettings:
+    return AnalyzerSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap,
+            frames_topic=frames_topic,
+            captions_topic=f"{frames_topic}.captions",
+            group_id=unique_name("promise"),
+            commit_interval_ms=200,
+            **kafka,  # type: ignore[arg-type]
+        ),
+        windowing=WINDOWING,
+        engine=engine_settings(model_dir),
+        batch=BATCH,
+        http=HttpSettings(host="127.0.0.1", port=0),
+    )
+
+
+@pytest.mark.kafka
+def test_a_changelog_with_another_partition_count_is_refused(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    frames = new_topic(partitions=2)
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, frames_topic=frames)
+    create_topic(kafka_bootstrap, kafka.changelog, 1, {"cleanup.policy": "compact"})
+    with pytest.raises(ConfigError, match="must be co-partitioned"):
+        ensure_topics(kafka)
+
+
+@pytest.mark.kafka
+@pytest.mark.engine
+@pytest.mark.slow
+def test_aborted_transactions_rewind_and_replay_exactly_once(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    tiny_model_dir: Path,
+    worker: EngineWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The captions topic refuses records over 300 bytes (an event is ~1.5 KB): every
+    checkpoint with an event aborts, the analyzer rewinds and replays; once the topic takes
+    them again, every window is published once."""
+    settings = analyzer_settings(kafka_bootstrap, new_topic(), tiny_model_dir)
+    captions = settings.kafka.captions_topic
+    create_topic(kafka_bootstrap, captions, 1, {"max.message.bytes": "300"})
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, ["cam-a", "cam-b"], seconds=8)
+    expected = feeder.expected(4, 2, 1)
+    watch = CaptionWatch(kafka_bootstrap, captions)
+    try:
+        with caplog.at_level(logging.WARNING), running(settings, worker):
+            feeder.publish_rest()
+            deadline = time.monotonic() + 180
+            while caplog.text.count("rewinding partitions") < 2:
+                assert time.monotonic() < deadline, "no aborted checkpoint in 180 s"
+                time.sleep(0.5)
+            watch.poll(1.0)
+            assert watch.events == [], "an aborted transaction's events are invisible"
+            _allow(kafka_bootstrap, captions)
+            watch.wait_for(covered(expected), 180, lambda: caplog.text[-3000:])
+            watch.poll(3.0)
+    finally:
+        watch.close()
+    assert "transaction aborted" in caplog.text
+    assert_exactly_once(watch.events, expected)
+
+
+def _allow(bootstrap: str, topic: str) -> None:
+    resource = ConfigResource("topic", topic, set_config={"max.message.bytes": "1048588"})
+    for future in AdminClient({"bootstrap.servers": bootstrap}).alter_configs([resource]).values():
+        future.result(30)
+
+
+@pytest.mark.kafka
+@pytest.mark.engine
+@pytest.mark.slow
+def test_a_second_instance_with_the_same_transactional_id_fences_the_first_which_exits_1(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    txn_id = unique_name("shared-txn")
+    settings = analyzer_settings(
+        kafka_bootstrap, new_topic(), tiny_model_dir, transactional_id=txn_id
+    )
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, ["cam-a"], seconds=60)
+    with AnalyzerProcess(settings, tmp_path, "first") as first:
+        first.wait_for_log(r"assigned \[", ENGINE_START_S)
+        feeder.publish(4)
+        time.sleep(3)
+        newer = TransactionalProducer({"bootstrap.servers": kafka_bootstrap}, txn_id, timeout_s=30)
+        newer.init()  # bumps the epoch: the first instance is now a zombie
+        feeder.publish(4)  # gives the first one something to commit
+        code = first.wait_exit(120)
+        newer.close()
+        log = first.log()
+    assert code == 1, first.tail()
+    assert "fatal Kafka error" in log
+
+
+@pytest.mark.kafka
+@pytest.mark.engine
+@pytest.mark.slow
+def test_engine_death_commits_what_finished_exits_3_and_a_restart_replays_the_rest(
+    kafka_bootstrap: str,
+    new_topic: Callable[..., str],
+    tiny_model_dir: Path,
+    worker: EngineWorker,
+    tmp_path: Path,
+) -> None:
+    settings = analyzer_settings(kafka_bootstrap, new_topic(partitions=2), tiny_model_dir)
+    settings = settings.model_copy(
+        update={
+            "engine": engine_settings(
+                tiny_model_dir, vllm_env={"VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+            )
+        }
+    )
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, ["cam-a", "cam-b"], seconds=12)
+    expected = feeder.expected(4, 2, 1)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
+    try:
+        with AnalyzerProcess(settings, tmp_path, "dying") as proc:
+            proc.wait_for_log(r"assigned \[", ENGINE_START_S)
+            feeder.publish(6)
+            watch.wait_for(lambda events: len(events) >= 2, 120, proc.tail)
+            assert proc.proc is not None
+            cores = [
+                p
+                for p in psutil.Process(proc.proc.pid).children(recursive=True)
+                if "EngineCore" in " ".join(p.cmdline())
+            ]
+            assert cores, "no engine core process to kill"
+            for core in cores:
+                core.send_signal(signal.SIGKILL)
+            code = proc.wait_exit(120)
+            log = proc.log()
+        before = len(watch.events)
+        assert code == 3, log[-3000:]
+        assert "engine died: committing finished windows" in log
+        feeder.publish_rest()
+        restarted = settings.model_copy(update={"engine": engine_settings(tiny_model_dir)})
+        with running(restarted, worker):
+            watch.wait_for(covered(expected), 180, lambda: "")
+            watch.poll(3.0)
+    finally:
+        watch.close()
+    assert before >= 2, "what finished before the death was committed"
+    assert_exactly_once(watch.events, expected)
