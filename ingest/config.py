@@ -1,4 +1,4 @@
-"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and ``EARWITNESS_*``.
+"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and ``EARWITNESS_INGEST_*``.
 
 ::
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -215,7 +215,9 @@ class SourceSettings(BaseModel):
 
 
 class IngestSettings(Settings):
-    """Everything ``earwitness ingest`` reads: ``--config`` file, then ``EARWITNESS_*``."""
+    """Everything ``earwitness ingest`` reads: ``--config`` file, then ``EARWITNESS_INGEST_*``."""
+
+    ENV_PREFIXES: ClassVar[tuple[str, ...]] = ("EARWITNESS_INGEST_",)
 
     kafka: IngestKafka = Field(default_factory=IngestKafka)
     http: HttpSettings = Field(default_factory=HttpSettings)

@@ -183,7 +183,10 @@ class EngineWorker:
         await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
         if run.done():
             stop.cancel()
-            run.result()  # raises EngineDeadError
+            # Dead now: tell the poll thread before the engine's shutdown, which can take long
+            # (or hang) once its core process is gone.
+            self.failure = run.exception() or EngineDeadError("the micro-batcher ended")
+            raise self.failure
         if self._finish:
             await batcher.drain()
         self.abandoned = await batcher.abandon()

@@ -207,7 +207,10 @@ class Walk:
         driver = self.driver
         driver.get(f"{self.console.url}/alerts")
         (incident,) = _wait(driver, _css('.incident.state-firing[data-stream="cam-12"]'), 60)
-        assert [m.text for m in incident.find_elements(By.TAG_NAME, "mark")] == ["glass breaking"]
+        caption = incident.find_element(By.CLASS_NAME, "caption")
+        assert [m.text for m in caption.find_elements(By.TAG_NAME, "mark")] == ["glass breaking"]
+        evidence = incident.find_elements(By.CSS_SELECTOR, ".evidence mark")
+        assert [m.text for m in evidence] == ["glass breaking"]  # the rule's evidence sentence
         assert incident.find_element(By.CLASS_NAME, "sev").text.lower() == "critical"
         incident.find_element(By.NAME, "note").send_keys("Guard Ana is on her way")
         incident.find_element(By.CSS_SELECTOR, "form.ack button").click()

@@ -237,7 +237,12 @@ def secret_keys(model: type[BaseModel], data: dict[str, Any], path: str = "") ->
     return found
 
 
-SERVICE_PREFIXES = {"analyzer": "EARWITNESS_ANALYZER_", "alerts": "EARWITNESS_ALERTS_"}
+SERVICE_PREFIXES = {
+    "analyzer": "EARWITNESS_ANALYZER_",
+    "alerts": "EARWITNESS_ALERTS_",
+    "ingest": "EARWITNESS_INGEST_",
+    "console": "EARWITNESS_CONSOLE_",
+}
 
 
 def env_to_settings(name: str, value: str = "x") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from earwitness.errors import ConfigError
 from earwitness.transactions import TransactionalProducer
@@ -101,8 +101,10 @@ def test_aborted_transactions_rewind_and_replay_exactly_once(
 
 
 def _allow(bootstrap: str, topic: str) -> None:
-    resource = ConfigResource("topic", topic, set_config={"max.message.bytes": "1048588"})
-    for future in AdminClient({"bootstrap.servers": bootstrap}).alter_configs([resource]).values():
+    entry = ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", topic, incremental_configs=[entry])
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs([resource]).values():
         future.result(30)
 
 
