@@ -87,12 +87,14 @@ PHASES: dict[str, dict[str, Any]] = {
     # tensor parallel, one analyzer on two GPUs. Levels start at N x one GPU's passing level.
     "e2e_fp8_dp2": {"levels": [448, 512, 576], "analyzers": 2, "gpus": 2, "partitions": 16},
     "e2e_fp8_dp4": {"levels": [896, 1024, 1152], "analyzers": 4, "gpus": 4, "partitions": 32},
-    # A rebalance under load: one analyzer carries what one GPU can; the second joins at level 1
-    # (p95 during the move), level 2 doubles the load onto both. read_committed: no duplicate.
+    # A rebalance under load: one analyzer carries what one GPU can; the second starts with the
+    # curve and joins the group when warm (minutes), in one of the equal levels (its p95 is the
+    # p95 during the move); the last level doubles the load onto both. read_committed: no
+    # window twice.
     "e2e_fp8_dp2_join": {
-        "levels": [192, 192, 384],
+        "levels": [192, 192, 192, 192, 384],
         "analyzers": 2,
-        "join_level": 1,
+        "join_level": 0,
         "gpus": 2,
         "partitions": 16,
         "level_s": 90.0,
@@ -120,14 +122,14 @@ PHASES: dict[str, dict[str, Any]] = {
     },
     # The scale-out harness dry-run here: two CPU analyzers, the second joining under load.
     "cpu_smoke_dp2_join": {
-        "levels": [2, 2, 4],
-        "level_s": 40.0,
+        "levels": [2, 2, 2, 2, 2, 4],
+        "level_s": 60.0,
         "skip_s": 6.0,
         "lead_s": 3.0,
         "drain_s": 60.0,
         "cpu": True,
         "analyzers": 2,
-        "join_level": 1,
+        "join_level": 0,
         "partitions": 4,
         "windowing": CPU_WINDOWING,
         "batch": CPU_BATCH,
@@ -222,6 +224,7 @@ def run_curve(
     reader = CaptionReader({**client, "group.id": f"reader-{t0}"}, cfg["kafka"]["captions_topic"])
     curve: dict[str, Any] = {
         "levels": [],
+        "level_starts": [schedule.level_start_ns(k) / 1e9 for k in range(len(levels) + 1)],
         "level_s": level_s,
         "skip_s": schedule.skip_s,
         "window_s": win.window_s,
@@ -322,11 +325,16 @@ def run_phase(
                 "duplicates": reader.duplicates,
                 "errors": reader.errors[:20],
             }
+            starts = curve["level_starts"]
             result["fleet"] = {
                 "analyzers": count,
                 "ready_s": fleet.ready_s,
                 "joined_at": fleet.joined_at,
                 "join_errors": fleet.join_errors,
+                # the level during which each joining analyzer's consumer joined the group
+                "joined_in_level": {
+                    i: sum(1 for t in starts[1:] if t <= at) for i, at in fleet.ready_at.items()
+                },
             }
             save()
 

@@ -12,7 +12,8 @@ Analyzer i gets ``group_instance_id`` ``a<i>`` (so transactional id ``<group>-a<
 HTTP port, and ``tensor_parallel_size`` consecutive GPUs: with 2 GPUs, two data-parallel
 analyzers get "0" and "1", one tensor-parallel analyzer gets "0,1". ``Fleet.start(k)`` starts
 analyzer k and waits until its /readyz is 200: a join while streams run is a rebalance under
-load (the partitions move to the new member; read_committed readers see each window once).
+load (the partitions move to the new member once its engine is warm; read_committed readers see
+each window once). ``Fleet.join(k)`` does the same without blocking, while the levels run.
 """
 
 from __future__ import annotations
@@ -157,6 +158,9 @@ class Fleet:
             self.analyzers.append(AnalyzerProcess(path, log_path, port, devices_of(i, tp, gpus)))
         self.ready_s: dict[int, float] = {}
         self.joined_at: dict[int, float] = {}
+        """Wall clock (s) when a joining analyzer was started, and when it was ready (its
+        consumer joins the group once its engine is warm: the rebalance starts then)."""
+        self.ready_at: dict[int, float] = {}
         self.join_errors: dict[int, str] = {}
 
     def start(self, index: int, timeout_s: float) -> float:
@@ -172,6 +176,7 @@ class Fleet:
         def wait() -> None:
             try:
                 self.ready_s[index] = self.analyzers[index].wait_ready(timeout_s)
+                self.ready_at[index] = time.time()
             except RuntimeError as exc:
                 self.join_errors[index] = str(exc)
 
