@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from earwitness.errors import ConfigError, TransientError
 
@@ -20,6 +20,16 @@ def existing_topics(admin: AdminClient, timeout_s: float = 30.0) -> dict[str, in
     except KafkaException as exc:
         raise TransientError(f"cannot reach Kafka: {exc}") from exc
     return {name: len(meta.partitions) for name, meta in topics.items()}
+
+
+def cleanup_policy(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> str:
+    """The ``cleanup.policy`` of an existing ``topic`` (``delete``, ``compact`` or both)."""
+    (future,) = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    try:
+        entries = future.result(timeout_s)
+    except KafkaException as exc:
+        raise TransientError(f"cannot read the configuration of topic {topic}: {exc}") from exc
+    return str(entries["cleanup.policy"].value)
 
 
 def create_missing(
