@@ -1,9 +1,15 @@
-"""Docs point only at things that exist: relative links, and ``docs/…`` paths named anywhere."""
+"""Docs point only at things that exist (relative links, ``docs/…`` paths named anywhere), and
+the configuration they show is read by the service it is for."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from tests.support.kafka import REPO
 
@@ -44,3 +50,47 @@ def test_docs_paths_named_in_code_and_docs_exist() -> None:
             if not (REPO / path).exists():
                 missing.append(f"{name} → {path}")
     assert not missing, "\n".join(missing)
+
+
+YAML_BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
+YAML_TESTED_ELSEWHERE = {
+    "docs/console.md": "tests/console/test_cli.py (earwitness console --check on it)",
+    "docs/deploy.md": "tests/helm/test_chart.py (rendered as chart values)",
+}
+
+
+def _load_ingest(path: Path) -> None:
+    from earwitness.config import load_settings
+    from ingest.config import IngestSettings
+
+    assert load_settings(IngestSettings, path).sources
+
+
+def _load_rules(path: Path) -> None:
+    from sinks.rules import load_rules
+
+    load_rules(path)
+
+
+YAML_LOADERS: dict[str, Callable[[Path], None]] = {
+    "docs/sources.md": _load_ingest,
+    "docs/alerts.md": _load_rules,
+}
+"""What each page's ``yaml`` blocks are, and how the service reads them."""
+
+
+def test_every_yaml_block_of_the_docs_is_read_by_its_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("EARWITNESS_"):
+            monkeypatch.delenv(name)
+    for name in ["README.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md")))]:
+        found = YAML_BLOCK.findall((REPO / name).read_text(encoding="utf-8"))
+        if not found or name in YAML_TESTED_ELSEWHERE:
+            continue
+        assert name in YAML_LOADERS, f"{name}: a yaml block no test reads"
+        for index, text in enumerate(found):
+            path = tmp_path / f"{Path(name).stem}-{index}.yaml"
+            path.write_text(text)
+            YAML_LOADERS[name](path)

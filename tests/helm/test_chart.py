@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -512,3 +513,45 @@ def test_settings_ids_are_not_overridden_by_the_pod_name() -> None:
     assert "EARWITNESS_ANALYZER_KAFKA__GROUP_INSTANCE_ID" in {
         e["name"] for e in container(one(default, "StatefulSet", "analyzer"))["env"]
     }
+
+
+# --- the values docs/deploy.md shows ------------------------------------------------------
+
+DEPLOY_DOC = CHART.parents[1] / "docs" / "deploy.md"
+YAML_BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
+
+
+def _documented_values() -> list[str]:
+    return YAML_BLOCK.findall(DEPLOY_DOC.read_text(encoding="utf-8"))
+
+
+def test_deploy_md_shows_values() -> None:
+    assert len(_documented_values()) >= 2, "docs/deploy.md: my-values.yaml and the ingest block"
+
+
+@pytest.mark.parametrize("index", range(len(_documented_values())))
+def test_every_values_example_of_deploy_md_renders_and_validates(
+    index: int, tmp_path: Path
+) -> None:
+    """docs/deploy.md's values blocks, as a user would pass them: lint, render, every manifest
+    valid, every rendered settings key a setting, and the images they name are the ones run."""
+    text = _documented_values()[index]
+    values = tmp_path / "values.yaml"
+    values.write_text(text)
+    out = helm("lint", str(CHART), "-f", str(values), "--strict", "--kube-version", KUBE_VERSION)
+    assert "0 chart(s) failed" in out
+    docs = render(values)
+    for doc in docs:
+        try:
+            validate(doc)
+        except jsonschema.ValidationError as exc:
+            pytest.fail(f"block {index}: {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+    for component, (kind, model, name) in COMPONENTS.items():
+        if find(docs, kind, component):
+            assert unknown_keys(model, config_file(docs, component, name)) == []
+    given = yaml.safe_load(text)
+    for component, kind in (("analyzer", "StatefulSet"), ("alerts", "Deployment")):
+        image = given.get(component, {}).get("image")
+        if image:
+            expected = f"{image['repository']}:{image['tag']}"
+            assert container(one(docs, kind, component))["image"] == expected
