@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ast
 import inspect
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from tests.support.kafka import REPO
 
@@ -93,3 +95,49 @@ def test_modules_stay_small(package: str) -> None:
         and str(path.relative_to(REPO)) not in LONGER
     ]
     assert not long, "\n".join(long)
+
+
+def _models_below(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    """``model`` and every settings model its fields hold (unions and maps included)."""
+    seen: set[type[BaseModel]] = set()
+    todo = [model]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        yield current
+        for info in current.model_fields.values():
+            todo += [t for t in _types_in(info.annotation) if issubclass(t, BaseModel)]
+
+
+def _types_in(annotation: object) -> Iterator[type]:
+    if isinstance(annotation, type):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _types_in(arg)
+
+
+def _root_settings() -> list[type[BaseModel]]:
+    from console.config import ConsoleSettings
+    from ingest.config import IngestSettings
+    from sinks.config import AlertsSettings
+    from sinks.rules import Rule
+    from stream.config import AnalyzerSettings
+
+    return [AnalyzerSettings, AlertsSettings, Rule, IngestSettings, ConsoleSettings]
+
+
+def test_every_setting_says_what_it_is() -> None:
+    """Every field a user can set (in a settings or rules file) has a description, except
+    sections (their class says it) and a receiver's ``type`` (the class's docstring)."""
+    missing = [
+        f"{model.__module__}.{model.__name__}.{name}"
+        for root in _root_settings()
+        for model in _models_below(root)
+        for name, info in model.model_fields.items()
+        if not info.description
+        and name != "type"
+        and not any(issubclass(t, BaseModel) for t in _types_in(info.annotation))
+    ]
+    assert not missing, "\n".join(missing)
