@@ -94,3 +94,18 @@ def test_every_yaml_block_of_the_docs_is_read_by_its_service(
             path = tmp_path / f"{Path(name).stem}-{index}.yaml"
             path.write_text(text)
             YAML_LOADERS[name](path)
+
+
+def test_tests_named_in_the_docs_exist() -> None:
+    """docs/exactly-once.md and the others cite tests as proof: each cited name is a test."""
+    tests = list((REPO / "tests").rglob("*.py"))
+    defined = {m for p in tests for m in re.findall(r"def (test_\w+)", p.read_text("utf-8"))}
+    files = {p.stem for p in tests}
+    missing = [
+        f"{name} → {cited}"
+        for name in _tracked("*.md")
+        if not name.startswith("bench/gpu/results/")
+        for cited in re.findall(r"`(test_\w+?)(?:\.py)?`", (REPO / name).read_text("utf-8"))
+        if cited not in defined and cited not in files
+    ]
+    assert not missing, "\n".join(missing)
