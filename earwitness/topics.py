@@ -32,6 +32,28 @@ def cleanup_policy(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> s
     return str(entries["cleanup.policy"].value)
 
 
+def compaction_problem(admin: AdminClient, topic: str, existing: Mapping[str, int]) -> str | None:
+    """Why an existing ``topic`` that must be compacted (a changelog, incident state, acks)
+    cannot be used, or None (also when it does not exist yet: it is created compacted)."""
+    if topic not in existing:
+        return None
+    policy = cleanup_policy(admin, topic)
+    if "compact" in policy:
+        return None
+    return (
+        f"topic {topic} has cleanup.policy={policy}: it must be compact, or it forgets what it "
+        f"holds (kafka-configs --alter --entity-type topics --entity-name {topic} "
+        "--add-config cleanup.policy=compact)"
+    )
+
+
+def require_compacted(admin: AdminClient, topic: str, existing: Mapping[str, int]) -> None:
+    """:func:`compaction_problem` as a :class:`ConfigError`."""
+    problem = compaction_problem(admin, topic, existing)
+    if problem:
+        raise ConfigError(problem)
+
+
 def create_missing(
     admin: AdminClient,
     wanted: list[NewTopic],

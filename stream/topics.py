@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from earwitness.errors import ConfigError
-from earwitness.topics import cleanup_policy, create_missing, existing_topics
+from earwitness.topics import compaction_problem, create_missing, existing_topics
 from stream.config import KafkaSettings
 
 
@@ -87,10 +87,4 @@ def _changelog_problem(
             f"changelog {kafka.changelog} has {found} partitions, input "
             f"{kafka.frames_topic} has {partitions}: they must be co-partitioned (equal counts)"
         )
-    policy = cleanup_policy(admin, kafka.changelog)
-    if "compact" not in policy:
-        return (
-            f"changelog {kafka.changelog} has cleanup.policy={policy}: it must be compact "
-            "(kafka-configs --alter --add-config cleanup.policy=compact)"
-        )
-    return None
+    return compaction_problem(admin, kafka.changelog, existing)

@@ -123,6 +123,6 @@ def test_a_changelog_that_is_not_compacted_is_refused(
     create_topic(kafka_bootstrap, kafka.changelog, 2, {"cleanup.policy": "delete"})
     done = analyze("--config", str(_check_config(tmp_path, kafka)), "--check")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"changelog {kafka.changelog} has cleanup.policy=delete" in done.stderr
+    assert f"topic {kafka.changelog} has cleanup.policy=delete" in done.stderr
     with pytest.raises(ConfigError, match="must be compact"):
         ensure_topics(kafka)
