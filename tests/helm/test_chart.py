@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import jsonschema
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
 from earwitness.config import load_settings
 from earwitness.health import LoopHealth
@@ -555,3 +557,49 @@ def test_every_values_example_of_deploy_md_renders_and_validates(
         if image:
             expected = f"{image['repository']}:{image['tag']}"
             assert container(one(docs, kind, component))["image"] == expected
+
+
+SET_BY_CHART = {
+    "analyzer.settings": {"failpoints"},  # never in production
+    "alerts.settings": {"rules_path"},  # always alerts.rules, rendered beside the settings
+    "ingest.settings": {"sources"},  # ingest.sources, a ConfigMap of its own
+    "console.settings.store": {"path"},  # on the database's claim
+}
+
+
+def _refused_settings(path: str, schema: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    """Setting paths below ``model`` that ``schema`` refuses (a closed object without them)."""
+    props = schema.get("properties")
+    if props is None:
+        return []
+    refused = []
+    if schema.get("additionalProperties") is False:
+        missing = set(model.model_fields) - set(props) - SET_BY_CHART.get(path, set())
+        refused += [f"{path}.{name}" for name in sorted(missing)]
+    for name, sub in props.items():
+        assert name in model.model_fields, f"{path}.{name}: the schema names no setting"
+        annotation = model.model_fields[name].annotation
+        for part in (annotation, *typing.get_args(annotation)):
+            if isinstance(part, type) and issubclass(part, BaseModel):
+                refused += _refused_settings(f"{path}.{name}", sub, part)
+    return refused
+
+
+def test_the_values_schema_refuses_no_setting_at_any_depth() -> None:
+    """Every section of every component's settings, key for key (docs/deploy.md)."""
+    from console.config import ConsoleSettings
+    from ingest.config import IngestSettings
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    models = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings,
+              "ingest": IngestSettings, "console": ConsoleSettings}  # fmt: skip
+    refused = [
+        path
+        for component, model in models.items()
+        for path in _refused_settings(
+            f"{component}.settings",
+            schema["properties"][component]["properties"]["settings"],
+            model,
+        )
+    ]
+    assert not refused, refused
