@@ -5,7 +5,7 @@ line before it is a marker::
 
     <!-- docs-test: parse -->            each ``earwitness …`` line goes through the real parser
                                          (``make <target>`` lines: the target must exist;
-                                         ``.venv/bin/python bench/x.py``: the script takes
+                                         ``.venv/bin/python bench/<script>.py``: the script takes
                                          every ``--flag`` shown)
     <!-- docs-test: skip: <why> -->      not run here, and the reason is in the doc
 
@@ -96,7 +96,7 @@ def test_run_blocks_are_in_files_whose_blocks_are_run(name: str) -> None:
 
 
 def _parse_bench(name: str, line: str) -> None:
-    """``.venv/bin/python bench/x.py --flag …``: the script exists and takes every flag."""
+    """``.venv/bin/python bench/<script>.py --flag …``: the script exists and takes every flag."""
     argv = argv_of(line)
     script = REPO / argv[0]
     assert script.is_file(), f"{name}: no {argv[0]}"

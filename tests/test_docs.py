@@ -1,5 +1,6 @@
-"""Docs point only at things that exist (relative links, ``docs/…`` paths named anywhere), and
-the configuration they show is read by the service it is for."""
+"""Docs and code point only at things that exist (relative links, ``docs/…`` and other repository
+paths named anywhere, tests cited as proof), and the configuration the docs show is read by the
+service it is for."""
 
 from __future__ import annotations
 
@@ -108,4 +109,28 @@ def test_tests_named_in_the_docs_exist() -> None:
         for cited in re.findall(r"`(test_\w+?)(?:\.py)?`", (REPO / name).read_text("utf-8"))
         if cited not in defined and cited not in files
     ]
+    assert not missing, "\n".join(missing)
+
+
+REPO_PATH = re.compile(
+    r"(?<![\w/.-])((?:tests|examples|bench|scripts|helm|stream|sinks|windowing|earwitness|ingest"
+    r"|console|requirements|\.ci)/[\w./=,-]*[\w])"
+)
+NOT_FILES = {
+    "earwitness/analyzer": "the CloudEvents source attribute, not a path",
+    "sinks/text.py": "matcher 1, removed in 2026-12; named as history",
+}
+LOGS = ("bench/gpu/NOTES.md", "requirements/lock.sh", "helm/requirements/lock.sh")
+"""A dated log of GPU sessions (old paths as they were), and scripts naming their temp files."""
+
+
+def test_repository_paths_named_anywhere_exist() -> None:
+    """Docstrings, comments and docs point only at files that exist (``tests/…``, ``bench/…``)."""
+    missing = []
+    for name in _tracked("*.py", "*.md", "*.yaml", "*.sh", "*.tpl", "*.txt", "*.toml", "Makefile"):
+        if name.startswith("bench/gpu/results/") or name in LOGS:
+            continue
+        for path in REPO_PATH.findall((REPO / name).read_text(encoding="utf-8")):
+            if path not in NOT_FILES and not (REPO / path).exists():
+                missing.append(f"{name} → {path}")
     assert not missing, "\n".join(missing)
