@@ -603,3 +603,23 @@ def test_the_values_schema_refuses_no_setting_at_any_depth() -> None:
         )
     ]
     assert not refused, refused
+
+
+def test_the_plumbing_defaults_deploy_md_states_are_the_charts() -> None:
+    """docs/deploy.md's "Highlights of the plumbing": a row whose default is one value states
+    what values.yaml holds (the others are prose, e.g. "off", "200Gi PVC per pod")."""
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    table = text[text.index("| value | default | notes |") :].split("\n\n", 1)[0]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    compared = 0
+    for row in table.splitlines()[2:]:
+        key, default = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        path = key.strip("`")
+        if not re.fullmatch(r"[\w.]+", path) or not re.fullmatch(r"[\w.]+", default):
+            continue
+        node: Any = values
+        for part in path.split("."):
+            node = node[part]
+        assert node == yaml.safe_load(default), f"{path}: docs say {default}, values.yaml {node}"
+        compared += 1
+    assert compared >= 6
