@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from console.config import ConsoleKafka
 from console.records import AckRow
 from earwitness.errors import TransientError
-from earwitness.topics import create_missing, existing_topics
+from earwitness.topics import create_missing, existing_topics, require_compacted
 
 NOTE_MAX_CHARS = 2_000
 
@@ -67,7 +67,8 @@ class AckWriter:
 
 
 def ensure_acks_topic(kafka: ConsoleKafka) -> None:
-    """Create the acks topic (compacted: the latest ack per alert id is kept forever)."""
+    """Create the acks topic (compacted: the latest ack per alert id is kept forever); an
+    existing one must be compacted."""
     admin = AdminClient(kafka.client_config())
     topic = NewTopic(
         kafka.acks_topic,
@@ -75,5 +76,6 @@ def ensure_acks_topic(kafka: ConsoleKafka) -> None:
         replication_factor=kafka.replication_factor,
         config={"cleanup.policy": "compact"},
     )
-    create_missing(admin, [topic], existing_topics(admin, kafka.timeout_s),
-                   allowed=kafka.create_topics)  # fmt: skip
+    existing = existing_topics(admin, kafka.timeout_s)
+    require_compacted(admin, kafka.acks_topic, existing)
+    create_missing(admin, [topic], existing, allowed=kafka.create_topics)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from earwitness.errors import ConfigError, TransientError
 
@@ -20,6 +20,38 @@ def existing_topics(admin: AdminClient, timeout_s: float = 30.0) -> dict[str, in
     except KafkaException as exc:
         raise TransientError(f"cannot reach Kafka: {exc}") from exc
     return {name: len(meta.partitions) for name, meta in topics.items()}
+
+
+def cleanup_policy(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> str:
+    """The ``cleanup.policy`` of an existing ``topic`` (``delete``, ``compact`` or both)."""
+    (future,) = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    try:
+        entries = future.result(timeout_s)
+    except KafkaException as exc:
+        raise TransientError(f"cannot read the configuration of topic {topic}: {exc}") from exc
+    return str(entries["cleanup.policy"].value)
+
+
+def compaction_problem(admin: AdminClient, topic: str, existing: Mapping[str, int]) -> str | None:
+    """Why an existing ``topic`` that must be compacted (a changelog, incident state, acks)
+    cannot be used, or None (also when it does not exist yet: it is created compacted)."""
+    if topic not in existing:
+        return None
+    policy = cleanup_policy(admin, topic)
+    if "compact" in policy:
+        return None
+    return (
+        f"topic {topic} has cleanup.policy={policy}: it must be compact, or it forgets what it "
+        f"holds (kafka-configs --alter --entity-type topics --entity-name {topic} "
+        "--add-config cleanup.policy=compact)"
+    )
+
+
+def require_compacted(admin: AdminClient, topic: str, existing: Mapping[str, int]) -> None:
+    """:func:`compaction_problem` as a :class:`ConfigError`."""
+    problem = compaction_problem(admin, topic, existing)
+    if problem:
+        raise ConfigError(problem)
 
 
 def create_missing(

@@ -1,4 +1,5 @@
-"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and the environment.
+"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and
+``EARWITNESS_INGEST_*``.
 
 ::
 

@@ -2,7 +2,7 @@
 
 ::
 
-    source threads ──put()──►  Outbox (≤ buffer_max_bytes)  ──►  thread ingest-kafka
+    source threads ──put()──►  Outbox (≤ buffer_max_bytes)  ──►  thread ew-ingest-kafka
     (never block)              full: the OLDEST frames go,       produce() into librdkafka
                                counted per source, logged        (≤ producer_queue_max_bytes;
                                                                   idempotent: in order per
@@ -14,8 +14,8 @@ outbox, and past its bound the oldest go. Dropped frames leave ``ew-seq`` holes,
 analyzer treats as gaps (silence, ``gap_fraction``) or a new segment, as the wire format says.
 Memory is bounded by both queues together; neither grows past its bound.
 
-Owners: :class:`Publisher` owns the producer, thread ``ingest-kafka`` and thread
-``ingest-topic`` (every few seconds: asks the cluster for the frames topic, creating it if
+Owners: :class:`Publisher` owns the producer, thread ``ew-ingest-kafka`` and thread
+``ew-ingest-topic`` (every few seconds: asks the cluster for the frames topic, creating it if
 allowed, for ``/readyz``; on its own thread, so that an unreachable cluster never holds up the
 producer loop); ``stop()`` drains
 the outbox into librdkafka and flushes it for up to ``timeout_s``.
@@ -140,7 +140,7 @@ def producer_config(kafka: IngestKafka, bootstrap: str | None = None) -> ClientC
 
 
 class Publisher:
-    """Moves frames from the :class:`Outbox` into librdkafka on thread ``ingest-kafka``."""
+    """Moves frames from the :class:`Outbox` into librdkafka on thread ``ew-ingest-kafka``."""
 
     def __init__(
         self, config: ClientConfig, kafka: IngestKafka, outbox: Outbox, metrics: IngestMetrics
@@ -159,9 +159,9 @@ class Publisher:
                 "logger": logging.getLogger("ingest.librdkafka"),
             }
         )
-        self._thread = threading.Thread(target=self._run, name="ingest-kafka", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ew-ingest-kafka", daemon=True)
         self._topic_thread = threading.Thread(
-            target=self._ensure_topic, name="ingest-topic", daemon=True
+            target=self._ensure_topic, name="ew-ingest-topic", daemon=True
         )
         self.reachable = False
         """Whether the last word from the cluster was good (a delivery, or metadata)."""
@@ -224,7 +224,7 @@ class Publisher:
                 metrics.bytes.inc(size)
 
     def _ensure_topic(self) -> None:
-        """Thread ``ingest-topic``, every few seconds: the cluster answers and the topic exists
+        """Thread ``ew-ingest-topic``, every few seconds: the cluster answers and the topic exists
         (created if allowed); ``reachable`` says how the last check went."""
         admin = AdminClient(self._config)
         new = NewTopic(self.topic, self._kafka.new_topic_partitions, self._kafka.replication_factor)

@@ -2,7 +2,8 @@
 
 ::
 
-    Source xN (thread ingest-src-<id> each) ──► Outbox ──► Publisher (thread ingest-kafka) ──► Kafka
+    Source xN (thread ew-ingest-src-<id> each) ──► Outbox ──► Publisher ──► Kafka
+                                                              (thread ew-ingest-kafka)
           ▲ start / stop / check (watchdog)
     Ingest (the supervisor: the main thread's loop, ``tick()`` every second)
           └─ apply(sources): added start, removed stop (ew-eos first), changed restart;

@@ -13,7 +13,7 @@ Before every wait the open segment is closed with an ``ew-eos`` frame, so its la
 captioned at once. A reconnect starts a new segment (``ew-seq`` 0, time forward).
 
 Threads and owners: the :class:`~ingest.service.Ingest` supervisor owns every ``Source``; a
-``Source`` owns its reader thread ``ingest-src-<stream_id>``. The framer and the generation
+``Source`` owns its reader thread ``ew-ingest-src-<stream_id>``. The framer and the generation
 number are guarded by the source's lock: a reader hands frames on only while its generation
 is current (:meth:`Source.emit`).
 
@@ -140,7 +140,7 @@ class Source:
         self._thread = threading.Thread(
             target=self._run,
             args=(generation, 0 if first else 1),
-            name=f"ingest-src-{self.stream_id}",
+            name=f"ew-ingest-src-{self.stream_id}",
             daemon=True,
         )
         self._thread.start()

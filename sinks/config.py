@@ -45,7 +45,9 @@ class _Receiver(BaseModel):
     min_severity: Severity = Field(
         default=Severity.INFO, description="Alerts below this severity skip this receiver."
     )
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Timeouts and backoff of deliveries to it."
+    )
     resend_every_s: float | None = Field(
         default=None, gt=0, description="Re-send firing alerts this often (seconds); null = never."
     )
@@ -103,7 +105,11 @@ class AlertmanagerReceiver(_Receiver):
     token: SecretStr | None = Field(default=None, description="Bearer token, if any.")
     token_file: Path | None = Field(default=None, description="File holding the token.")
     generator_url: str | None = Field(default=None, description="Link back to the source.")
-    resend_every_s: float | None = Field(default=60.0, gt=0)
+    resend_every_s: float | None = Field(
+        default=60.0,
+        gt=0,
+        description="Re-send firing alerts this often (seconds), so Alertmanager keeps them.",
+    )
 
     _from_file = model_validator(mode="before")(
         lambda values: _secret_from_file(values, "token", "token_file")
@@ -114,12 +120,14 @@ class SyslogReceiver(_Receiver):
     """RFC 5424 lines with a CEF message, over UDP or TCP (RFC 6587 octet counting)."""
 
     type: Literal["syslog"]
-    host: str
-    port: int = Field(default=514, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "tcp"
+    host: str = Field(description="Syslog server (SIEM collector) host name or address.")
+    port: int = Field(default=514, ge=1, le=65535, description="Its port.")
+    transport: Literal["udp", "tcp"] = Field(
+        default="tcp", description="tcp (octet counting, RFC 6587) or udp (one datagram a line)."
+    )
     facility: str = Field(default="local0", description="Syslog facility name.")
     hostname: str | None = Field(default=None, description="HOSTNAME field; default: this host.")
-    app_name: str = Field(default="earwitness", max_length=48)
+    app_name: str = Field(default="earwitness", max_length=48, description="APP-NAME field.")
 
     @field_validator("facility")
     @classmethod
@@ -133,7 +141,7 @@ class JsonlReceiver(_Receiver):
     """Append one JSON object per line to a file."""
 
     type: Literal["jsonl"]
-    path: Path
+    path: Path = Field(description="The file lines are appended to (created if missing).")
     fsync: bool = Field(default=True, description="fsync after each line (durable delivery).")
 
 
@@ -204,7 +212,9 @@ class AlertsSettings(Settings):
     metrics_port: int | None = Field(
         default=9464, description="Port of /metrics, /healthz and /readyz; null = off."
     )
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = Field(
+        default="0.0.0.0", description="Address /metrics, /healthz and /readyz listen on."
+    )
     drain_timeout_s: float = Field(
         default=30.0, gt=0, description="On SIGTERM: time to finish in-flight deliveries."
     )

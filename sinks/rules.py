@@ -146,7 +146,9 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=RULE_ID_PATTERN, description="Stable id; part of incident ids.")
     description: str = Field(default="", max_length=1000, description="Shown in alerts.")
-    severity: Severity = Severity.WARNING
+    severity: Severity = Field(
+        default=Severity.WARNING, description="info, warning or critical; receivers filter on it."
+    )
     streams: tuple[str, ...] = Field(
         default=("*",), min_length=1, description="Globs on stream id (fnmatch, case-sensitive)."
     )

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from earwitness.topics import create_missing, existing_topics
+from earwitness.topics import create_missing, existing_topics, require_compacted
 from sinks.config import KafkaSettings
 
 
 def ensure_topics(kafka: KafkaSettings) -> None:
-    """Create the state and dead-letter topics when missing (if ``kafka.create_topics``)."""
+    """Create the state and dead-letter topics when missing (if ``kafka.create_topics``); an
+    existing state topic must be compacted."""
     admin = AdminClient(kafka.client_config())
     wanted = [
         NewTopic(kafka.state_topic, 1, -1, config={"cleanup.policy": "compact"}),
         NewTopic(kafka.dead_letter_topic, 1, -1),
     ]
-    create_missing(admin, wanted, existing_topics(admin), allowed=kafka.create_topics)
+    existing = existing_topics(admin)
+    require_compacted(admin, kafka.state_topic, existing)
+    create_missing(admin, wanted, existing, allowed=kafka.create_topics)

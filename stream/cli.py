@@ -66,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(settings: AnalyzerSettings, model: str) -> int:
-    """``--check``: what the analyzer would start with; 0 if it could start."""
+    """``--check``: what the analyzer would start with; 0 if it could start, 2 if not (the
+    exit status a start would have)."""
     print(f"settings: valid (config hash {settings_hash(settings)[:12]})")
     print(f"model: {model}")
-    for line in check_topics(settings.kafka):
+    lines, problems = check_topics(settings.kafka)
+    for line in lines:
         print(f"topic {line}")
-    return 0
+    for problem in problems:
+        logger.error("%s", problem)
+    return 2 if problems else 0
 
 
 ENGINE_STOP_S = 30.0

@@ -82,3 +82,37 @@ def test_analyzer_examples_pass_check(
     done = _cli("analyze", "--config", str(path), "--check", env=env)
     assert done.returncode == 0, done.stderr
     assert "settings: valid" in done.stdout and "topic frames" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*EXAMPLES.glob("ingest*.yaml"), *EXAMPLES.glob("console*.yaml")]),
+    ids=lambda p: p.name,
+)
+def test_ingest_and_console_examples_pass_check_as_written(path: Path) -> None:
+    service = path.name.split(".")[0].split("-")[0]
+    done = _cli(service, "--config", str(path.relative_to(EXAMPLES.parent)), "--check")
+    assert done.returncode == 0, done.stderr
+
+
+CHECKED_BY = {
+    "alerts*.yaml": "test_alert_runner_examples_pass_check_as_written",
+    "analyzer*.yaml": "test_analyzer_examples_pass_check",
+    "ingest*.yaml": "test_ingest_and_console_examples_pass_check_as_written",
+    "console*.yaml": "test_ingest_and_console_examples_pass_check_as_written",
+    "rules.yaml": "the alerts examples' rules_path: alerts --check loads it",
+    "audio/*": "the demo's sample, published by scripts/demo",
+    "secrets/*": "placeholder secret files of examples/alerts.yaml",
+}
+
+
+def test_every_example_file_is_checked() -> None:
+    """A new example must pass --check too: each file of examples/ is one a test checks."""
+    files = {p.relative_to(EXAMPLES) for p in EXAMPLES.rglob("*") if p.is_file()}
+    unchecked = [str(f) for f in files if not any(f.match(pattern) for pattern in CHECKED_BY)]
+    assert not unchecked, f"examples no test checks: {unchecked}"
+    rules_paths = {
+        (EXAMPLES.parent / load_settings(AlertsSettings, p).rules_path).resolve()
+        for p in EXAMPLES.glob("alerts*.yaml")
+    }
+    assert (EXAMPLES / "rules.yaml").resolve() in rules_paths

@@ -1,18 +1,20 @@
-"""The engine room: the vLLM caption engine on its own thread, behind four calls.
+"""The engine room: the vLLM caption engine on its own thread, behind a handful of calls.
 
 ::
 
     poll thread (stream/analyzer.py)  │  thread "ew-engine-loop" (worker.py)
                                       │
       submit(window)  ────────────────┼──► MicroBatcher (batcher.py) ──► EnginePool (pool.py)
-      take_outcomes() ◄───────────────┼─── Outcome                        └─► CaptionEngine
-      pending, dead                   │                                      (engine.py, vLLM)
-                                      │                                      └─► processes.py
+      cancel(keys)    ────────────────┼──►   (a revoked partition's      └─► CaptionEngine
+      take_outcomes() ◄───────────────┼───    windows)   Outcome             (engine.py, vLLM)
+      pending, dead, stalled_s        │                                      └─► processes.py
 
-The folder boundary is the thread boundary: only :class:`EngineWorker`'s ``submit``,
-``take_outcomes``, ``pending`` and ``dead`` (and the :class:`Outcome` it hands back) cross it.
-``settings.py`` holds the engine's and the batcher's settings; ``testmodel.py`` writes the tiny
-random-weight model that CI and the CPU demo run (``earwitness make-test-model``).
+The folder boundary is the thread boundary: from the poll loop only :class:`EngineWorker`'s
+``submit``, ``cancel``, ``take_outcomes``, ``pending`` and ``dead`` (and the :class:`Outcome` it
+hands back) cross it; the CLI adds ``start``/``stop`` and the probes read ``stalled_s``.
+``settings.py`` holds the engine's and the batcher's settings; ``testmodel.py`` (with its
+config in ``testconfig.py``) writes the tiny random-weight model that CI and the CPU demo run
+(``earwitness make-test-model``).
 """
 
 from stream.engine.batcher import Outcome

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from earwitness.config import Settings, load_settings
@@ -147,3 +150,33 @@ def test_cuda_graph_capture_size_reaches_vllm_only_when_set() -> None:
     assert "compilation_config" not in EngineSettings().engine_args()
     args = EngineSettings(max_cudagraph_capture_size=1024).engine_args()
     assert args["compilation_config"] == {"max_cudagraph_capture_size": 1024}
+
+
+ENGINE_DOC = Path(__file__).resolve().parents[2] / "docs" / "engine.md"
+
+
+def _documented_defaults() -> dict[str, str]:
+    """docs/engine.md's settings table: field → the first value of its default column."""
+    text = ENGINE_DOC.read_text(encoding="utf-8")
+    table = text[text.index("| field | default (GPU captioner)") :].split("\n\n", 1)[0]
+    found = {}
+    for row in table.splitlines()[2:]:
+        names, default = row.split(" | ")[:2]
+        values = default.split(" (", 1)[0].split(", ")
+        for name, value in zip(re.findall(r"`(\w+)`", names), values, strict=True):
+            found[name] = value.strip("`")
+    return found
+
+
+def test_the_documented_defaults_are_the_codes() -> None:
+    """Every engine setting has a row in docs/engine.md, and the row says the code's default
+    (``None``, or prose such as "vLLM's default", for None)."""
+    documented = _documented_defaults()
+    assert set(documented) == set(EngineSettings.model_fields), "rows ≠ fields"
+    for name, field in EngineSettings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = documented[name]
+        if default is None:
+            assert shown == "None" or not shown[:1].isdigit(), f"{name}: {shown!r}"
+        else:
+            assert yaml.safe_load(shown) == default, f"{name}: docs {shown!r}, code {default!r}"

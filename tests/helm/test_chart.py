@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import typing
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ import jsonschema
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
 from earwitness.config import load_settings
 from earwitness.health import LoopHealth
@@ -516,3 +519,111 @@ def test_settings_ids_are_not_overridden_by_the_pod_name() -> None:
     assert "EARWITNESS_ANALYZER_KAFKA__GROUP_INSTANCE_ID" in {
         e["name"] for e in container(one(default, "StatefulSet", "analyzer"))["env"]
     }
+
+
+# --- the values docs/deploy.md shows ------------------------------------------------------
+
+DEPLOY_DOC = CHART.parents[1] / "docs" / "deploy.md"
+YAML_BLOCK = re.compile(r"```yaml\n(.*?)```", re.S)
+
+
+def _documented_values() -> list[str]:
+    return YAML_BLOCK.findall(DEPLOY_DOC.read_text(encoding="utf-8"))
+
+
+def test_deploy_md_shows_values() -> None:
+    assert len(_documented_values()) >= 2, "docs/deploy.md: my-values.yaml and the ingest block"
+
+
+@pytest.mark.parametrize("index", range(len(_documented_values())))
+def test_every_values_example_of_deploy_md_renders_and_validates(
+    index: int, tmp_path: Path
+) -> None:
+    """docs/deploy.md's values blocks, as a user would pass them: lint, render, every manifest
+    valid, every rendered settings key a setting, and the images they name are the ones run."""
+    text = _documented_values()[index]
+    values = tmp_path / "values.yaml"
+    values.write_text(text)
+    out = helm("lint", str(CHART), "-f", str(values), "--strict", "--kube-version", KUBE_VERSION)
+    assert "0 chart(s) failed" in out
+    docs = render(values)
+    for doc in docs:
+        try:
+            validate(doc)
+        except jsonschema.ValidationError as exc:
+            pytest.fail(f"block {index}: {doc['kind']}/{doc['metadata']['name']}: {exc.message}")
+    for component, (kind, model, name) in COMPONENTS.items():
+        if find(docs, kind, component):
+            assert unknown_keys(model, config_file(docs, component, name)) == []
+    given = yaml.safe_load(text)
+    for component, kind in (("analyzer", "StatefulSet"), ("alerts", "Deployment")):
+        image = given.get(component, {}).get("image")
+        if image:
+            expected = f"{image['repository']}:{image['tag']}"
+            assert container(one(docs, kind, component))["image"] == expected
+
+
+SET_BY_CHART = {
+    "analyzer.settings": {"failpoints"},  # never in production
+    "alerts.settings": {"rules_path"},  # always alerts.rules, rendered beside the settings
+    "ingest.settings": {"sources"},  # ingest.sources, a ConfigMap of its own
+    "console.settings.store": {"path"},  # on the database's claim
+}
+
+
+def _refused_settings(path: str, schema: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    """Setting paths below ``model`` that ``schema`` refuses (a closed object without them)."""
+    props = schema.get("properties")
+    if props is None:
+        return []
+    refused = []
+    if schema.get("additionalProperties") is False:
+        missing = set(model.model_fields) - set(props) - SET_BY_CHART.get(path, set())
+        refused += [f"{path}.{name}" for name in sorted(missing)]
+    for name, sub in props.items():
+        assert name in model.model_fields, f"{path}.{name}: the schema names no setting"
+        annotation = model.model_fields[name].annotation
+        for part in (annotation, *typing.get_args(annotation)):
+            if isinstance(part, type) and issubclass(part, BaseModel):
+                refused += _refused_settings(f"{path}.{name}", sub, part)
+    return refused
+
+
+def test_the_values_schema_refuses_no_setting_at_any_depth() -> None:
+    """Every section of every component's settings, key for key (docs/deploy.md)."""
+    from console.config import ConsoleSettings
+    from ingest.config import IngestSettings
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    models = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings,
+              "ingest": IngestSettings, "console": ConsoleSettings}  # fmt: skip
+    refused = [
+        path
+        for component, model in models.items()
+        for path in _refused_settings(
+            f"{component}.settings",
+            schema["properties"][component]["properties"]["settings"],
+            model,
+        )
+    ]
+    assert not refused, refused
+
+
+def test_the_plumbing_defaults_deploy_md_states_are_the_charts() -> None:
+    """docs/deploy.md's "Highlights of the plumbing": a row whose default is one value states
+    what values.yaml holds (the others are prose, e.g. "off", "200Gi PVC per pod")."""
+    text = DEPLOY_DOC.read_text(encoding="utf-8")
+    table = text[text.index("| value | default | notes |") :].split("\n\n", 1)[0]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    compared = 0
+    for row in table.splitlines()[2:]:
+        key, default = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        path = key.strip("`")
+        if not re.fullmatch(r"[\w.]+", path) or not re.fullmatch(r"[\w.]+", default):
+            continue
+        node: Any = values
+        for part in path.split("."):
+            node = node[part]
+        assert node == yaml.safe_load(default), f"{path}: docs say {default}, values.yaml {node}"
+        compared += 1
+    assert compared >= 6

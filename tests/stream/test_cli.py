@@ -14,8 +14,9 @@ import pytest
 from earwitness.errors import ConfigError
 from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
 from stream.engine.settings import EngineSettings, check_model
+from stream.topics import ensure_topics
 from tests.support.analyzer import engine_settings
-from tests.support.kafka import REPO, unique_name
+from tests.support.kafka import REPO, create_topic, unique_name
 
 
 def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,3 +74,55 @@ def test_check_validates_model_and_topics_then_exits(
     assert f"topic frames {frames}: 2 partitions" in done.stdout
     assert f"topic captions {frames}.captions: would be created" in done.stdout
     assert "caption engine" not in done.stderr, "--check must not start the engine"
+
+
+def _check_config(tmp_path: Path, kafka: KafkaSettings) -> Path:
+    """A settings file for ``--check``: ``kafka`` and a directory that passes for a model."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    settings = AnalyzerSettings(
+        kafka=kafka, engine=EngineSettings(model=str(model)), http=HttpSettings(port=0)
+    )
+    config = tmp_path / "analyzer.json"
+    config.write_text(settings.model_dump_json())
+    return config
+
+
+def test_check_fails_like_a_start_would_when_topics_are_missing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """create_topics off and no topics: the analyzer would exit 2 at start, so --check does."""
+    frames = unique_name("absent")
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        frames_topic=frames,
+        captions_topic=f"{frames}.captions",
+        group_id=frames,
+        create_topics=False,
+    )
+    done = analyze("--config", str(_check_config(tmp_path, kafka)), "--check")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"topic frames {frames}: MISSING (create_topics is off)" in done.stdout
+    every = f"{frames}, {frames}.captions, {frames}.dlq, {frames}-cursors-changelog"
+    assert f"missing topics: {every}" in done.stderr
+
+
+def test_a_changelog_that_is_not_compacted_is_refused(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """A changelog with cleanup.policy=delete would lose quiet streams' cursors: --check says
+    so and exits 2, and the start refuses it the same way."""
+    frames = new_topic(partitions=2)
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        frames_topic=frames,
+        captions_topic=f"{frames}.captions",
+        group_id=frames,
+    )
+    create_topic(kafka_bootstrap, kafka.changelog, 2, {"cleanup.policy": "delete"})
+    done = analyze("--config", str(_check_config(tmp_path, kafka)), "--check")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"topic {kafka.changelog} has cleanup.policy=delete" in done.stderr
+    with pytest.raises(ConfigError, match="must be compact"):
+        ensure_topics(kafka)

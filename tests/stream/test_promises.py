@@ -4,7 +4,8 @@ fails if the promise is broken.
 - an aborted transaction rewinds and replays, and the events come out exactly once;
 - two instances sharing a transactional id: the older one is fenced and exits 1;
 - engine death: the analyzer commits what finished, exits 3, and a restart replays the rest;
-- the changelog's partition count must equal the frames topic's, or the analyzer refuses.
+- the changelog's partition count must equal the frames topic's, or the analyzer refuses;
+- partitions lost to an eviction (no heartbeat past the session timeout) are replayed, once.
 """
 
 from __future__ import annotations
@@ -164,4 +165,46 @@ def test_engine_death_commits_what_finished_exits_3_and_a_restart_replays_the_re
     finally:
         watch.close()
     assert before >= 2, "what finished before the death was committed"
+    assert_exactly_once(watch.events, expected)
+
+
+@pytest.mark.kafka
+@pytest.mark.engine
+@pytest.mark.slow
+def test_partitions_lost_to_an_eviction_are_replayed_exactly_once(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The analyzer is frozen (SIGSTOP) past its session timeout: the group evicts it and its
+    partitions are lost. Thawed, it must forget them without a checkpoint (it may no longer
+    commit for them), rejoin, and replay from the last committed transaction: every window
+    once, none lost. The freeze stays well under transaction_timeout_ms (60 s), which would
+    fence the producer instead."""
+    settings = analyzer_settings(
+        kafka_bootstrap, new_topic(partitions=2), tiny_model_dir, session_timeout_ms=6_000
+    )
+    feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, ["cam-a", "cam-b"], seconds=12)
+    expected = feeder.expected(4, 2, 1)
+    watch = CaptionWatch(kafka_bootstrap, settings.kafka.captions_topic)
+    try:
+        with AnalyzerProcess(settings, tmp_path, "evicted") as proc:
+            proc.wait_for_log(r"assigned \[", ENGINE_START_S)
+            feeder.publish(6)
+            watch.wait_for(lambda events: len(events) >= 2, 120, proc.tail)
+            assert proc.proc is not None
+            proc.proc.send_signal(signal.SIGSTOP)
+            try:
+                feeder.publish(3)  # frames that arrive while it is frozen
+                time.sleep(20)  # > session_timeout_ms: the coordinator evicts it
+            finally:
+                proc.proc.send_signal(signal.SIGCONT)
+            proc.wait_for_log(r"lost \[", 120)
+            feeder.publish_rest()
+            watch.wait_for(covered(expected), 180, proc.tail)
+            watch.poll(3.0)
+            assert proc.alive, proc.tail()
+            proc.terminate()
+            code = proc.wait_exit(120)
+    finally:
+        watch.close()
+    assert code == 0, proc.tail()
     assert_exactly_once(watch.events, expected)
