@@ -234,6 +234,15 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- if gt (int $a.keda.minReplicaCount) (int $a.keda.maxReplicaCount) }}
 {{- fail "analyzer.keda.minReplicaCount exceeds analyzer.keda.maxReplicaCount" }}
 {{- end }}
+{{- if eq $a.keda.trigger "behindRealtime" }}
+{{- if not $a.keda.behindRealtime.serverAddress }}
+{{- fail "analyzer.keda.trigger behindRealtime needs analyzer.keda.behindRealtime.serverAddress (the Prometheus that scrapes the analyzer)" }}
+{{- end }}
+{{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
+{{- if ge (float64 $a.keda.behindRealtime.thresholdSeconds) $maxLag }}
+{{- fail (printf "analyzer.keda.behindRealtime.thresholdSeconds must be below settings.batch.max_lag_s (%v): shedding keeps an overloaded analyzer about max_lag_s behind, so the threshold would never be reached" $maxLag) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $kind, $res := $a.resources }}
 {{- if hasKey ($res | default dict) $a.gpuResource }}
