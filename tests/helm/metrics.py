@@ -2,17 +2,21 @@
 
 ``exported`` builds each service's own metrics object (the one its process serves on
 ``/metrics``) and lists every series name it can produce, with the label names each takes;
-``selectors`` parses a PromQL expression with ``promql-parser`` (the Rust parser behind
-GreptimeDB, the same grammar as Prometheus) and returns every vector selector in it, so a test
-can check each name and label against ``exported``. A typo'd or renamed metric in an alert or
-a dashboard fails here, not silently in production (an unknown series is just empty).
+``label_values`` reads, from the service's source, the literal label values it passes to
+``.labels(...)`` (``outcome="shed"``); ``selectors`` parses a PromQL expression with
+``promql-parser`` (the Rust parser behind GreptimeDB, Prometheus's grammar) and returns every
+vector selector in it, so a test can check each name, label and value against the code. A
+typo'd or renamed metric in an alert or a dashboard fails here, not silently in production
+(an unknown series is just empty).
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import promql_parser
 from prometheus_client import CollectorRegistry
@@ -34,23 +38,76 @@ TARGET_LABELS = frozenset({"namespace", "service", "pod", "job", "instance", "co
 """Labels Prometheus (the Operator's ServiceMonitor relabelling) adds, and histograms' ``le``."""
 
 
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "analyzer": (AnalyzerMetrics, "stream"),
+    "alerts": (AlertMetrics, "sinks"),
+    "ingest": (IngestMetrics, "ingest"),
+    "console": (ConsoleMetrics, "console"),
+}
+"""Each service's metrics class and the package whose code labels them."""
+Found = dict[tuple[str, str], set[str] | None]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series name a service exports: its family (the name ``.labels`` values are keyed
+    by) and its label names."""
+
+    family: str
+    labels: frozenset[str]
+
+
 @functools.cache
-def exported() -> dict[str, dict[str, frozenset[str]]]:
-    """Per service, series name → label names, from the registries the processes serve."""
-    return {
-        "analyzer": _series(AnalyzerMetrics().registry),
-        "alerts": _series(AlertMetrics().registry),
-        "ingest": _series(IngestMetrics().registry),
-        "console": _series(ConsoleMetrics().registry),
+def exported() -> dict[str, dict[str, Series]]:
+    """Per service, series name → its family and labels, from the registries it serves."""
+    return {name: _series(cls().registry) for name, (cls, _) in SERVICES.items()}
+
+
+@functools.cache
+def label_values(service: str) -> dict[tuple[str, str], frozenset[str] | None]:
+    """``(family, label)`` → the literal values the service's code gives it (None: some call
+    passes a computed value, so any value may occur)."""
+    cls, package = SERVICES[service]
+    metrics = cls()
+    families = {
+        attr: (value._name, tuple(value._labelnames))
+        for attr, value in vars(metrics).items()
+        if hasattr(value, "_labelnames") and hasattr(value, "_name")
     }
+    found: Found = {}
+    for path in sorted((REPO / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            owner = node.func.value
+            if node.func.attr != "labels" or not isinstance(owner, ast.Attribute):
+                continue
+            if owner.attr not in families:
+                continue
+            name, labels = families[owner.attr]
+            for label, arg in zip(labels, node.args, strict=False):
+                _add(found, (name, label), arg)
+            for keyword in node.keywords:
+                _add(found, (name, keyword.arg or ""), keyword.value)
+    return {key: None if values is None else frozenset(values) for key, values in found.items()}
 
 
-def _series(registry: CollectorRegistry) -> dict[str, frozenset[str]]:
+def _add(found: Found, key: tuple[str, str], arg: ast.expr) -> None:
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        values = found.setdefault(key, set())
+        if values is not None:
+            values.add(arg.value)
+    else:
+        found[key] = None
+
+
+def _series(registry: CollectorRegistry) -> dict[str, Series]:
     labels = _label_names(registry)
-    out: dict[str, frozenset[str]] = {}
+    out: dict[str, Series] = {}
     for family in registry.collect():
         for suffix in SUFFIXES.get(family.type, ("",)):
-            out[family.name + suffix] = labels.get(family.name, frozenset())
+            out[family.name + suffix] = Series(family.name, labels.get(family.name, frozenset()))
     return out
 
 
@@ -68,10 +125,12 @@ def _label_names(registry: CollectorRegistry) -> dict[str, frozenset[str]]:
 
 @dataclass(frozen=True)
 class Selector:
-    """One ``name{label="..."}`` in an expression."""
+    """One ``name{label="..."}`` in an expression: its name, label names, and the values
+    matched with ``=`` (``outcome="shed"`` → ``{"outcome": "shed"}``)."""
 
     name: str
     labels: frozenset[str]
+    equals: dict[str, str]
 
 
 def selectors(expr: str) -> list[Selector]:
@@ -81,9 +140,10 @@ def selectors(expr: str) -> list[Selector]:
 
 def _walk(node: object) -> Iterator[Selector]:
     if isinstance(node, promql_parser.VectorSelector):
-        matchers = node.matchers
-        labels = frozenset(m.name for m in [*matchers.matchers, *_or_matchers(matchers)])
-        yield Selector(node.name or "", labels - {"__name__"})
+        matchers = [*node.matchers.matchers, *_or_matchers(node.matchers)]
+        labels = frozenset(m.name for m in matchers) - {"__name__"}
+        equals = {m.name: m.value for m in matchers if m.op == promql_parser.MatchOp.Equal}
+        yield Selector(node.name or "", labels, equals)
         return
     for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
         child = getattr(node, attr, None)

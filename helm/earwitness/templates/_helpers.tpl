@@ -249,6 +249,17 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- fail (printf "analyzer.resources.%s.%s: the GPU count comes from analyzer.settings.engine.tensor_parallel_size" $kind $a.gpuResource) }}
 {{- end }}
 {{- end }}
+{{- $r := .Values.observability.prometheusRule }}
+{{- if $r.enabled }}
+{{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
+{{- if ge (float64 $r.behindRealtimeSeconds) $maxLag }}
+{{- fail (printf "observability.prometheusRule.behindRealtimeSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and stays about max_lag_s behind" $maxLag) }}
+{{- end }}
+{{- $unready := (($a.settings.engine | default dict).stall_unready_s | default 120.0) | float64 }}
+{{- if ge (float64 $r.stuckEngineSeconds) $unready }}
+{{- fail (printf "observability.prometheusRule.stuckEngineSeconds must be below settings.engine.stall_unready_s (%v), or readiness fails first" $unready) }}
+{{- end }}
+{{- end }}
 {{- $drain := (($a.settings.batch | default dict).drain_timeout_s | default 30.0) | float64 }}
 {{- if le (float64 $a.terminationGracePeriodSeconds) $drain }}
 {{- fail "analyzer.terminationGracePeriodSeconds must exceed settings.batch.drain_timeout_s" }}
