@@ -221,6 +221,11 @@ def evaluate(scenario: Scenario, run: Run, max_lag_s: float) -> dict[str, object
         "bound_s": max_lag_s + one_batch,
         "pending_max": max(m["earwitness_windows_pending"] for _, m in run.samples),
         "paused_s": sum(1 for m in overload if m["earwitness_partitions_paused"] > 0),
+        "behind_p50_s": float(
+            np.median(
+                [m["earwitness_behind_realtime_seconds"] for m in overload[round(max_lag_s) :]]
+            )
+        ),  # settled
         "behind_max_s": max(m["earwitness_behind_realtime_seconds"] for m in overload),
         "rss_first_half_mib": max(rss[:half]),
         "rss_second_half_mib": max(rss[half:]),
@@ -333,7 +338,7 @@ def report(args: argparse.Namespace, capacity: float, results: list[dict[str, ob
           f"overload {args.overload_s:g} s, then {args.recovery_s:g} s at C/2")  # fmt: skip
     columns = ["factor", "streams", "windows", "captioned", "shed", "errors", "age_p50_s",
                "age_p95_s", "bound_s", "visible_p95_s", "pending_max", "paused_s",
-               "behind_max_s", "rss_first_half_mib", "rss_second_half_mib",
+               "behind_p50_s", "behind_max_s", "rss_first_half_mib", "rss_second_half_mib",
                "held_audio_max_mib", "recovered_after_s"]  # fmt: skip
     print(" | ".join(columns))
     for r in results:

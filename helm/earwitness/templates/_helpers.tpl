@@ -240,7 +240,7 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- end }}
 {{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
 {{- if ge (float64 $a.keda.behindRealtime.thresholdSeconds) $maxLag }}
-{{- fail (printf "analyzer.keda.behindRealtime.thresholdSeconds must be below settings.batch.max_lag_s (%v): shedding keeps an overloaded analyzer about max_lag_s behind, so the threshold would never be reached" $maxLag) }}
+{{- fail (printf "analyzer.keda.behindRealtime.thresholdSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and is then at least about max_lag_s behind, so the threshold might never be reached" $maxLag) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -253,7 +253,7 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- if $r.enabled }}
 {{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
 {{- if ge (float64 $r.behindRealtimeSeconds) $maxLag }}
-{{- fail (printf "observability.prometheusRule.behindRealtimeSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and stays about max_lag_s behind" $maxLag) }}
+{{- fail (printf "observability.prometheusRule.behindRealtimeSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and is then at least about max_lag_s behind" $maxLag) }}
 {{- end }}
 {{- $unready := (($a.settings.engine | default dict).stall_unready_s | default 120.0) | float64 }}
 {{- if ge (float64 $r.stuckEngineSeconds) $unready }}
