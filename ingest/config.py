@@ -1,4 +1,4 @@
-"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and ``EARWITNESS_INGEST_*``.
+"""Settings of ``earwitness ingest``: one frozen tree, from the sources file and the environment.
 
 ::
 

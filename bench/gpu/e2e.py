@@ -10,7 +10,9 @@ What it runs, each with an owner that stops it (``finally``, in reverse order):
 
 1. a Kafka broker, ``scripts/kafka-local start --dir OUT/kafka-<phase>`` (needs ``java``: on the
    GPU machine the runtime ``stage.sh`` made with jlink), or ``--bootstrap`` for a running one;
-2. the analyzer, the real CLI, ``python3 -m earwitness.cli analyze --config C`` in its own
+2. the analyzers (``fleet.py``: one, or for the scale-out phases N in one consumer group, one per
+   GPU or one on two GPUs with tensor parallelism; a joining one starts as its level begins),
+   each the real CLI, ``python3 -m earwitness.cli analyze --config C`` in its own
    process session, where C is ``examples/analyzer-gpu.yaml`` with only these fields changed:
    broker, topic and group names, HTTP port, the model directory, random weights
    (``load_format: dummy``), fixed-length captions (``ignore_eos`` + ``max_tokens``),
@@ -22,23 +24,21 @@ What it runs, each with an owner that stops it (``finally``, in reverse order):
 Each level's row is computed when the next level ends (windows still missing count with their
 age); the curve stops after the level that follows the first level over the SLO, then drains
 for up to ``drain_s``. ``streams_per_gpu_end_to_end`` = the largest level with p95 ≤ 15 s and no
-error events. Writes ``OUT/<phase>.json``, the analyzer's log and its last /metrics.
+error events (divided by the GPUs for a fleet; ``streams_end_to_end`` is the whole fleet's:
+the scaling ratio is ``streams_end_to_end`` of ``e2e_fp8_dpN`` over N x that of ``e2e_fp8``, same
+machine and run). ``reader.duplicates`` counts windows seen twice (read_committed: must be 0).
+Writes ``OUT/<phase>.json``, each analyzer's log and its last /metrics.
 """
 
 # ruff: noqa: PLR0917 - a benchmark harness
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
+from fleet import Broker, Fleet  # noqa: E402
 from loadgen import CaptionReader, LiveStreams, Schedule, level_row  # noqa: E402
 
 SLO_S = 15.0
@@ -69,11 +70,46 @@ CPU_ENGINE = {
     "warmup_windows": 2,
     "vllm_env": {},
 }
+CPU_WINDOWING = {"window_s": 4.0, "hop_s": 2.0}
+CPU_BATCH = {
+    "max_batch": 4,
+    "max_wait_ms": 100,
+    "max_inflight": 8,
+    "pause_queued_windows": 16,
+    "resume_queued_windows": 8,
+}
 PHASES: dict[str, dict[str, Any]] = {
     # examples/analyzer-gpu.yaml as it is (FP8, mns 512, mnbt 32768, graphs <= 1024, batches of
     # 64 / 500 ms), with ("tuned") or without the shipped tuned fused-MoE config (moe-configs/).
     "e2e_fp8_tuned": {"levels": [224, 256, 288], "tuned": True},
     "e2e_fp8": {"levels": [224, 256, 288], "tuned": False},
+    # Scale-out (issue 22): data parallel through the consumer group, one analyzer per GPU, and
+    # tensor parallel, one analyzer on two GPUs. Levels start at N x one GPU's passing level.
+    "e2e_fp8_dp2": {"levels": [448, 512, 576], "analyzers": 2, "gpus": 2, "partitions": 16},
+    "e2e_fp8_dp4": {"levels": [896, 1024, 1152], "analyzers": 4, "gpus": 4, "partitions": 32},
+    # A rebalance under load: one analyzer carries what one GPU can; the second starts with the
+    # curve and joins the group when warm (minutes), in one of the equal levels (its p95 is the
+    # p95 during the move); the last level doubles the load onto both. read_committed: no
+    # window twice.
+    "e2e_fp8_dp2_join": {
+        "levels": [192, 192, 192, 192, 384],
+        "analyzers": 2,
+        "join_level": 0,
+        "gpus": 2,
+        "partitions": 16,
+        "level_s": 90.0,
+        "skip_s": 10.0,
+    },
+    "e2e_fp8_tp2": {
+        "levels": [256, 320, 384, 448],
+        "gpus": 2,
+        "engine": {"tensor_parallel_size": 2},
+    },
+    "e2e_bf16_tp2": {
+        "levels": [128, 192, 256, 320],
+        "gpus": 2,
+        "engine": {"tensor_parallel_size": 2, "quantization": None},
+    },
     "cpu_smoke_e2e": {
         "levels": [2, 4],
         "level_s": 16.0,
@@ -81,14 +117,22 @@ PHASES: dict[str, dict[str, Any]] = {
         "lead_s": 3.0,
         "drain_s": 40.0,
         "cpu": True,
-        "windowing": {"window_s": 4.0, "hop_s": 2.0},
-        "batch": {
-            "max_batch": 4,
-            "max_wait_ms": 100,
-            "max_inflight": 8,
-            "pause_queued_windows": 16,
-            "resume_queued_windows": 8,
-        },
+        "windowing": CPU_WINDOWING,
+        "batch": CPU_BATCH,
+    },
+    # The scale-out harness dry-run here: two CPU analyzers, the second joining under load.
+    "cpu_smoke_dp2_join": {
+        "levels": [2, 2, 2, 2, 2, 4],
+        "level_s": 60.0,
+        "skip_s": 6.0,
+        "lead_s": 3.0,
+        "drain_s": 60.0,
+        "cpu": True,
+        "analyzers": 2,
+        "join_level": 0,
+        "partitions": 4,
+        "windowing": CPU_WINDOWING,
+        "batch": CPU_BATCH,
     },
 }
 
@@ -123,6 +167,7 @@ def analyzer_config(
     base = yaml.safe_load((REPO / "examples" / "analyzer-gpu.yaml").read_text())
     tag = f"{name}-{int(time.time())}"
     engine = dict(CPU_ENGINE if phase.get("cpu") else GPU_ENGINE, model=model)
+    engine.update(phase.get("engine", {}))
     if not phase.get("cpu"):
         vllm_env: dict[str, str] = dict(base["engine"].get("vllm_env", {}))
         vllm_env.pop("VLLM_TUNED_CONFIG_FOLDER", None)
@@ -135,6 +180,7 @@ def analyzer_config(
             "frames_topic": f"e2e.frames.{tag}",
             "captions_topic": f"e2e.captions.{tag}",
             "group_id": f"e2e-{tag}",
+            "new_topic_partitions": phase.get("partitions", 1),
         },
         "engine": engine,
         "http": {"host": "127.0.0.1", "port": port},
@@ -144,96 +190,6 @@ def analyzer_config(
     return merge(base, over)
 
 
-class Broker:
-    """A private broker through scripts/kafka-local (owner: this phase), or an external one."""
-
-    def __init__(self, out: Path, name: str, bootstrap: str | None) -> None:
-        self.dir = out / f"kafka-{name}"
-        self.external = bootstrap
-        self.bootstrap = bootstrap or ""
-
-    def start(self) -> str:
-        if not self.external:
-            res = subprocess.run(
-                [str(REPO / "scripts" / "kafka-local"), "start", "--dir", str(self.dir)],
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=300,
-            )
-            if res.returncode != 0:
-                raise RuntimeError(f"kafka-local start failed: {res.stderr[-2000:]}")
-            self.bootstrap = res.stdout.strip().splitlines()[-1].removeprefix("bootstrap=")
-        return self.bootstrap
-
-    def stop(self) -> None:
-        if not self.external:
-            subprocess.run(
-                [str(REPO / "scripts" / "kafka-local"), "stop", "--dir", str(self.dir)],
-                capture_output=True,
-                check=False,
-                timeout=120,
-            )
-
-
-class AnalyzerProcess:
-    """``earwitness analyze`` in its own process session (owner: this phase)."""
-
-    def __init__(self, config_path: Path, log_path: Path, port: int) -> None:
-        self.config_path, self.log_path, self.port = config_path, log_path, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = dict(os.environ, PYTHONPATH=f"{REPO}:{os.environ.get('PYTHONPATH', '')}")
-        cmd = [sys.executable, "-m", "earwitness.cli", "analyze", "--config", str(self.config_path)]
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        # run_all.sh kills this session after the phase, should this process die first
-        self.log_path.with_suffix(".pid").write_text(str(self.proc.pid))
-
-    def wait_ready(self, timeout_s: float) -> float:
-        began = time.monotonic()
-        while time.monotonic() - began < timeout_s:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"analyzer exited with {self.proc.returncode} before ready")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
-                    if r.status == 200:
-                        return time.monotonic() - began
-            except OSError:
-                pass
-            time.sleep(1.0)
-        raise RuntimeError(f"analyzer not ready after {timeout_s:.0f} s")
-
-    def metrics(self) -> str:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
-                return str(r.read().decode())
-        except OSError as exc:
-            return f"unavailable: {exc!r}"
-
-    def stop(self) -> int | None:
-        """SIGTERM (drain, commit), then SIGKILL the whole session (the engine core too)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(90)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        return self.proc.returncode
-
-
 def run_curve(
     phase: dict[str, Any],
     settings: Any,
@@ -241,8 +197,10 @@ def run_curve(
     bootstrap: str,
     deadline: float,
     save: Any,
+    on_level: Any = lambda k: None,
 ) -> dict[str, Any]:
-    """Levels back to back until the stop rule or the deadline; returns the curve."""
+    """Levels back to back until the stop rule or the deadline; returns the curve.
+    ``on_level(k)`` is called as level k begins (an analyzer joins there)."""
     levels, level_s = phase["levels"], phase.get("level_s", 40.0)
     lead_s = phase.get("lead_s", 10.0)
     win = settings.windowing
@@ -266,6 +224,7 @@ def run_curve(
     reader = CaptionReader({**client, "group.id": f"reader-{t0}"}, cfg["kafka"]["captions_topic"])
     curve: dict[str, Any] = {
         "levels": [],
+        "level_starts": [schedule.level_start_ns(k) / 1e9 for k in range(len(levels) + 1)],
         "level_s": level_s,
         "skip_s": schedule.skip_s,
         "window_s": win.window_s,
@@ -280,6 +239,7 @@ def run_curve(
         for k in range(len(levels)):
             end_ns = schedule.level_start_ns(k + 1)
             log(f"level {levels[k]} streams ({k + 1}/{len(levels)})")
+            on_level(k)
             while time.time_ns() < end_ns:
                 time.sleep(0.2)
             if k >= 1:
@@ -331,21 +291,27 @@ def run_phase(
             raise FileNotFoundError(f"no tuned fused-MoE config in {tuned}")
         result["tuned_moe_config"] = str(tuned)
     broker = Broker(args.out, name, args.bootstrap)
-    port = free_port()
-    analyzer: AnalyzerProcess | None = None
+    count, join_level = phase.get("analyzers", 1), phase.get("join_level")
+    fleet: Fleet | None = None
     try:
         bootstrap = broker.start()
         log(f"broker {bootstrap}")
-        cfg = analyzer_config(phase, name, args.model, bootstrap, port, tuned)
+        ports = [free_port() for _ in range(count)]
+        cfg = analyzer_config(phase, name, args.model, bootstrap, ports[0], tuned)
         settings = AnalyzerSettings.model_validate(cfg)
-        cfg_path = args.out / f"{name}.analyzer.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         result["analyzer_config"] = cfg
-        analyzer = AnalyzerProcess(cfg_path, args.out / f"{name}.analyzer.log", port)
-        began = time.monotonic()
-        analyzer.start()
-        result["analyzer_ready_s"] = analyzer.wait_ready(args.ready_timeout_s)
-        log(f"analyzer ready in {time.monotonic() - began:.0f} s")
+        gpus = None if phase.get("cpu") else phase.get("gpus", 1)
+        fleet = Fleet(cfg, args.out, name, ports, gpus)
+        at_start = count if join_level is None else 1
+        for i in range(at_start):
+            log(f"analyzer {i} ready in {fleet.start(i, args.ready_timeout_s):.0f} s")
+        result["analyzer_ready_s"] = fleet.ready_s[0]
+
+        def on_level(k: int) -> None:
+            if k == join_level:
+                for i in range(at_start, count):
+                    log(f"analyzer {i} joins the group at level {k}")
+                    fleet.join(i, args.ready_timeout_s)
 
         def save_curve(curve: dict[str, Any], gen: LiveStreams, reader: CaptionReader) -> None:
             result["curve"] = curve
@@ -354,14 +320,37 @@ def run_phase(
                 "errors": gen.errors,
                 "max_behind_ms": gen.max_behind_ms,
             }
-            result["reader"] = {"events": len(reader.seen), "errors": reader.errors[:20]}
+            result["reader"] = {
+                "events": len(reader.seen),
+                "duplicates": reader.duplicates,
+                "errors": reader.errors[:20],
+            }
+            starts = curve["level_starts"]
+            result["fleet"] = {
+                "analyzers": count,
+                "ready_s": fleet.ready_s,
+                "joined_at": fleet.joined_at,
+                "join_errors": fleet.join_errors,
+                # the level during which each joining analyzer's consumer joined the group
+                "joined_in_level": {
+                    i: sum(1 for t in starts[1:] if t <= at) for i, at in fleet.ready_at.items()
+                },
+            }
             save()
 
-        run_curve(phase, settings, cfg, bootstrap, deadline, save_curve)
-        (args.out / f"{name}.metrics.txt").write_text(analyzer.metrics())
+        curve = run_curve(phase, settings, cfg, bootstrap, deadline, save_curve, on_level)
+        # Fleet phases: the curve's levels are the whole fleet's; per GPU divides by the GPUs.
+        curve["gpus"] = gpus or 1
+        curve["streams_end_to_end"] = total = curve["streams_per_gpu_end_to_end"]
+        curve["streams_per_gpu_end_to_end"] = None if total is None else total / (gpus or 1)
+        save()
+        for i, text in fleet.metrics().items():
+            (args.out / f"{name}.metrics{'' if i == 0 else f'-{i}'}.txt").write_text(text)
     finally:
-        if analyzer is not None:
-            result["analyzer_exit"] = analyzer.stop()
+        if fleet is not None:
+            exits = fleet.stop()
+            result["analyzer_exit"] = exits[0]
+            result["analyzer_exits"] = exits
         broker.stop()
 
 

@@ -172,6 +172,8 @@ class CaptionReader:
     topic: str
     seen: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    """Events for a (stream, window) already seen: exactly once means 0."""
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -211,6 +213,9 @@ class CaptionReader:
 
     def _take(self, event: dict[str, Any], seen_ns: int) -> None:
         key = (event["stream_id"], event["window_index"])
+        if key in self.seen:
+            self.duplicates += 1
+            return
         timings = event["timings"]
         self.seen.setdefault(
             key,

@@ -37,7 +37,7 @@ for spec in "$@"; do
   wait $pid; rc=$?
   echo "[$(date +%T)] phase $phase rc=$rc" >> "$RES/run.log"
   kill -9 -- -"$pid" 2>/dev/null   # anything its session left behind (engine-core processes)
-  for f in "$RES/$phase".analyzer.pid; do   # e2e: the analyzer's own session, if it outlived
+  for f in "$RES/$phase".analyzer*.pid; do   # e2e: each analyzer's own session, if it outlived
     [ -f "$f" ] && kill -9 -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"
   done
   sleep 3

@@ -135,6 +135,10 @@ def test_effective_analyzer_settings(values: Path, tmp_path: Path, clean_env: No
     assert resources["limits"][gpu] == settings.engine.tensor_parallel_size
     grace = sts["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > settings.batch.drain_timeout_s
+    analyzer = merged_values(values)["analyzer"]
+    if "new_topic_partitions" not in analyzer["settings"].get("kafka", {}):
+        # a frames topic the analyzer creates has a partition for every replica the chart allows
+        assert settings.kafka.new_topic_partitions == analyzer["inputTopicPartitions"]
 
 
 @VALUES

@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 
 from earwitness.events import EventKind
-from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
 from stream.engine.settings import BatchSettings, ShedPolicy
 from stream.engine.worker import EngineWorker
 from tests.support.analyzer import (
-    BATCH,
+    ENGINE_START_S,
     AnalyzerProcess,
+    analyzer_settings,
     engine_settings,
     running,
     scrape,
@@ -44,32 +44,8 @@ from tests.support.streams import (
     keys_on_partitions,
     read_to_end,
 )
-from windowing.config import WindowSettings
 
 pytestmark = [pytest.mark.engine, pytest.mark.kafka, pytest.mark.slow]
-
-WINDOWING = WindowSettings(window_s=4, hop_s=2, min_window_s=1, idle_timeout_s=600)
-ENGINE_START_S = 240
-"""Bound on an analyzer process's start (engine warm-up included) on a loaded 2-core box."""
-
-
-def analyzer_settings(
-    bootstrap: str, frames_topic: str, model_dir: Path, **kafka: object
-) -> AnalyzerSettings:
-    return AnalyzerSettings(
-        kafka=KafkaSettings(
-            bootstrap_servers=bootstrap,
-            frames_topic=frames_topic,
-            captions_topic=f"{frames_topic}.captions",
-            group_id=unique_name("eo"),
-            commit_interval_ms=200,
-            **kafka,  # type: ignore[arg-type]
-        ),
-        windowing=WINDOWING,
-        engine=engine_settings(model_dir),
-        batch=BATCH,
-        http=HttpSettings(host="127.0.0.1", port=0),
-    )
 
 
 CRASHES = [

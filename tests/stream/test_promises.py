@@ -21,35 +21,18 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from earwitness.errors import ConfigError
 from earwitness.transactions import TransactionalProducer
-from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
+from stream.config import KafkaSettings
 from stream.engine.worker import EngineWorker
 from stream.topics import ensure_topics
-from tests.support.analyzer import BATCH, AnalyzerProcess, engine_settings, running
+from tests.support.analyzer import (
+    ENGINE_START_S,
+    AnalyzerProcess,
+    analyzer_settings,
+    engine_settings,
+    running,
+)
 from tests.support.kafka import create_topic, unique_name
 from tests.support.streams import CaptionWatch, Feeder, assert_exactly_once, covered
-from windowing.config import WindowSettings
-
-WINDOWING = WindowSettings(window_s=4, hop_s=2, min_window_s=1, idle_timeout_s=600)
-ENGINE_START_S = 240
-
-
-def analyzer_settings(
-    bootstrap: str, frames_topic: str, model_dir: Path, **kafka: object
-) -> AnalyzerSettings:
-    return AnalyzerSettings(
-        kafka=KafkaSettings(
-            bootstrap_servers=bootstrap,
-            frames_topic=frames_topic,
-            captions_topic=f"{frames_topic}.captions",
-            group_id=unique_name("promise"),
-            commit_interval_ms=200,
-            **kafka,  # type: ignore[arg-type]
-        ),
-        windowing=WINDOWING,
-        engine=engine_settings(model_dir),
-        batch=BATCH,
-        http=HttpSettings(host="127.0.0.1", port=0),
-    )
 
 
 @pytest.mark.kafka

@@ -22,12 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stream.analyzer import Analyzer
-from stream.config import AnalyzerSettings
+from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
 from stream.engine.settings import BatchSettings, EngineSettings
 from stream.engine.worker import EngineWorker
 from stream.metrics import AnalyzerMetrics
 from stream.probes import Health
 from stream.topics import ensure_topics
+from tests.support.kafka import unique_name
+from windowing.config import WindowSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,6 +37,33 @@ THREAD_NAME = "analyzer-test"
 
 BATCH = BatchSettings(max_batch=4, max_wait_ms=50, max_inflight=8, drain_timeout_s=60)
 """Micro-batching for CPU tests: small batches, a generous drain."""
+
+
+PROCESS_WINDOWING = WindowSettings(window_s=4, hop_s=2, min_window_s=1, idle_timeout_s=600)
+"""Short windows, and segments that never close for idleness during a test."""
+ENGINE_START_S = 240
+"""Bound on an analyzer process's start (engine warm-up included) on a loaded 2-core box."""
+
+
+def analyzer_settings(
+    bootstrap: str, frames_topic: str, model_dir: Path, group: str = "eo", **kafka: object
+) -> AnalyzerSettings:
+    """An analyzer on ``frames_topic`` → ``<frames_topic>.captions``, a fresh group
+    ``<group>-…``, frequent commits, the tiny model, a free HTTP port."""
+    return AnalyzerSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap,
+            frames_topic=frames_topic,
+            captions_topic=f"{frames_topic}.captions",
+            group_id=unique_name(group),
+            commit_interval_ms=200,
+            **kafka,  # type: ignore[arg-type]
+        ),
+        windowing=PROCESS_WINDOWING,
+        engine=engine_settings(model_dir),
+        batch=BATCH,
+        http=HttpSettings(host="127.0.0.1", port=0),
+    )
 
 
 def engine_settings(model_dir: Path, **overrides: object) -> EngineSettings:

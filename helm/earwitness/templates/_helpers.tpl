@@ -128,6 +128,10 @@ The analyzer's settings file, as the process will read it.
 {{- if not (hasKey $kafka "bootstrap_servers") }}
 {{- $_ := set $kafka "bootstrap_servers" .Values.kafka.bootstrapServers }}
 {{- end }}
+{{- if not (hasKey $kafka "new_topic_partitions") }}
+{{- /* a frames topic the analyzer creates gets the partitions the replicas are sized for */}}
+{{- $_ := set $kafka "new_topic_partitions" (int .Values.analyzer.inputTopicPartitions) }}
+{{- end }}
 {{- $client := include "earwitness.kafkaClient" (dict "root" . "own" $kafka.client) | fromYaml }}
 {{- if $client }}
 {{- $_ := set $kafka "client" $client }}
@@ -292,6 +296,10 @@ The ingest settings file (IngestSettings, ingest/config.py) without its sources:
 {{- if not (hasKey $kafka "frames_topic") }}
 {{- $analyzerKafka := include "earwitness.analyzer.kafka" . | fromYaml }}
 {{- $_ := set $kafka "frames_topic" ($analyzerKafka.frames_topic | default "earwitness.frames") }}
+{{- end }}
+{{- if not (hasKey $kafka "new_topic_partitions") }}
+{{- /* a frames topic the analyzer creates gets the partitions the replicas are sized for */}}
+{{- $_ := set $kafka "new_topic_partitions" (int .Values.analyzer.inputTopicPartitions) }}
 {{- end }}
 {{- $client := include "earwitness.kafkaClient" (dict "root" . "own" $kafka.client) | fromYaml }}
 {{- if $client }}
