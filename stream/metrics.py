@@ -64,7 +64,7 @@ class AnalyzerMetrics:
             "earwitness_consumer_lag_frames",
             "Frames not read yet, per partition: the log end (last stable offset) minus the "
             "analyzer's position (librdkafka statistics, every 5 s). Not the committed offset: "
-            "a keeping-up analyzer commits (window - hop) of audio per stream behind.",
+            "a keeping-up analyzer commits up to a window of audio per stream behind.",
             ["partition"],
             registry=r,
         )

@@ -122,7 +122,15 @@ class MicroBatcher:
         return len(self._tasks)
 
     def submit(self, window: Window, ready_ns: int | None = None) -> None:
-        """Queue a window; ``ready_ns`` (default now) orders it among all streams' windows."""
+        """Queue a window; ``ready_ns`` (default now) orders it among all streams' windows.
+
+        A window already stale (cut from a backlog) is shed at once: queued, it would hold a
+        place under the pause threshold until the next sweep, and a backlog would drain at
+        only that many windows a second."""
+        stale = self.freshness.stale(window)
+        if stale is not None:
+            self.on_done(Outcome(window, None, None, 0, 0, 0.0, shed=stale))
+            return
         ready = time.monotonic_ns() if ready_ns is None else ready_ns
         heapq.heappush(self._heap, _Queued(ready, next(self._order), window))
         self._arrived.set()

@@ -2,7 +2,8 @@
 
 A window's *age* is the time since its end, its stream time (ew-ts, the capture wall clock)
 against this machine's wall clock. Two rules, applied to the queue whenever a batch is formed
-and on a sweep every second (so a stuck engine still sheds)::
+and on a sweep every second (so a stuck engine still sheds); a window already stale when it
+is submitted (cut from a Kafka backlog) is shed at once, never queued::
 
     stale     age > max_lag_s                       → shed "stale" (policy widen: odd index only)
     overload  age of the newest queued window
@@ -89,18 +90,22 @@ class Freshness:
         now = self.wall_clock_ns() if now_ns is None else now_ns
         return max(0.0, (now - window.end_ns) / 1e9)
 
+    def stale(self, window: Window, now_ns: int | None = None) -> str | None:
+        """Why ``window`` is too old to caption (the stale rule), or None."""
+        age, limit = self.age_s(window, now_ns), self.settings.max_lag_s
+        if age <= limit or (self.settings.shed is ShedPolicy.WIDEN and window.index % 2 == 0):
+            return None
+        return f"stale: {age:.1f} s old > max_lag_s {limit:g} s"
+
     def plan(self, queued: Iterable[Window], rate: float | None) -> list[Shed]:
         """What to shed from ``queued`` (oldest first) now; the rest stays queued."""
         now_ns = self.wall_clock_ns()
-        limit = self.settings.max_lag_s
         shed: list[Shed] = []
         kept: list[Window] = []
         for window in sorted(queued, key=lambda w: w.end_ns):
-            age = self.age_s(window, now_ns)
-            if age > limit and not (
-                self.settings.shed is ShedPolicy.WIDEN and window.index % 2 == 0
-            ):
-                shed.append(Shed(window, f"stale: {age:.1f} s old > max_lag_s {limit:g} s"))
+            reason = self.stale(window, now_ns)
+            if reason is not None:
+                shed.append(Shed(window, reason))
             else:
                 kept.append(window)
         return shed + self._overload(kept, rate, now_ns)

@@ -54,6 +54,7 @@ _SCALED_OBJECT = _obj(
                         {
                             "type": _STR,
                             "name": _STR,
+                            "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
                             "metadata": _MAP,
                             "authenticationRef": _obj({"name": _STR, "kind": _STR}, ["name"]),
                         },
@@ -115,8 +116,52 @@ _SERVICE_MONITOR = _obj(
     ["apiVersion", "kind", "metadata", "spec"],
 )
 
+_DURATION = {"type": "string", "pattern": "^([0-9]+(ms|s|m|h|d|w|y))+$"}
+_RULE = {
+    "oneOf": [
+        _obj(
+            {
+                "alert": _STR,
+                "expr": _STR,
+                "for": _DURATION,
+                "keep_firing_for": _DURATION,
+                "labels": _MAP,
+                "annotations": _MAP,
+            },
+            ["alert", "expr"],
+        ),
+        _obj({"record": _STR, "expr": _STR, "labels": _MAP}, ["record", "expr"]),
+    ]
+}
+_PROMETHEUS_RULE = _obj(
+    {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": _METADATA,
+        "spec": _obj(
+            {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": _obj(
+                        {
+                            "name": _STR,
+                            "interval": _DURATION,
+                            "rules": {"type": "array", "minItems": 1, "items": _RULE},
+                        },
+                        ["name", "rules"],
+                    ),
+                }
+            },
+            ["groups"],
+        ),
+    },
+    ["apiVersion", "kind", "metadata", "spec"],
+)
+
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("keda.sh/v1alpha1", "ScaledObject"): _SCALED_OBJECT,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): _TRIGGER_AUTHENTICATION,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): _PROMETHEUS_RULE,
 }

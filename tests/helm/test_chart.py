@@ -355,6 +355,10 @@ def test_keda_follows_the_consumer_group(values: Path) -> None:
     }  # fmt: skip
     assert scaled["spec"]["maxReplicaCount"] <= values_["inputTopicPartitions"]
     (trigger,) = scaled["spec"]["triggers"]
+    if values_["keda"]["trigger"] == "behindRealtime":
+        assert trigger["type"] == "prometheus"  # tests/helm/test_scaling.py: what it asks
+        assert find(docs, "TriggerAuthentication") == []
+        return
     kafka = config_file(docs, "analyzer", "analyzer.yaml")["kafka"]
     assert trigger["type"] == "kafka"
     assert trigger["metadata"]["consumerGroup"] == kafka["group_id"]
@@ -379,10 +383,16 @@ def test_keda_follows_the_consumer_group(values: Path) -> None:
         (("alerts.receiverSecrets.nobody.existingSecret=s", "alerts.receiverSecrets.nobody.key=k"),
          "no receiver"),
         (("analyzer.terminationGracePeriodSeconds=20",), "drain_timeout_s"),
+        (("analyzer.keda.enabled=true",), "needs analyzer.keda.behindRealtime.serverAddress"),
+        (("analyzer.keda.enabled=true", "analyzer.keda.behindRealtime.serverAddress=http://p",
+          "analyzer.settings.batch.max_lag_s=20"), "must be below settings.batch.max_lag_s"),
+        (("analyzer.keda.enabled=true", "analyzer.keda.trigger=cpu"),
+         "values don't meet the specifications"),
     ],
     ids=["keda-max-over-partitions", "replicas-over-partitions", "gpu-in-resources",
          "sasl-without-secret", "secret-in-values", "port-zero", "secret-for-unknown-receiver",
-         "grace-shorter-than-drain"],
+         "grace-shorter-than-drain", "keda-without-prometheus", "keda-threshold-over-max-lag",
+         "keda-unknown-trigger"],
 )  # fmt: skip
 def test_bad_values_fail_to_render(sets: tuple[str, ...], message: str) -> None:
     with pytest.raises(HelmError, match=message):

@@ -352,3 +352,28 @@ def test_a_stuck_engine_still_sheds_what_goes_stale():
     done = asyncio.run(scenario())
     assert sorted(o.window.index for o in done) == [10, 11]
     assert all(o.shed and o.shed.startswith("stale") for o in done)
+
+
+def test_a_window_stale_on_arrival_is_shed_at_once():
+    """cut from a Kafka backlog: shed when submitted, with every slot busy and no sweep yet,
+    so a stale backlog drains as fast as it is read (not a pause threshold per sweep)"""
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, max_inflight=1, max_lag_s=1.0)
+    engine = HangingEngine()
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        batcher = batcher_of(engine, settings, done, now_ns=10 * 10**9)
+        task = asyncio.create_task(batcher.run())
+        batcher.submit(make_window("s", 9))  # ends at 10 s: fresh, takes the only slot
+        await asyncio.sleep(0.05)
+        assert batcher.inflight == 1
+        for i in range(5):  # ending 1..5 s: 5+ s old
+            batcher.submit(make_window("backlog", i))
+        shed_at_once = list(done)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return shed_at_once
+
+    done = asyncio.run(scenario())
+    assert [o.window.index for o in done] == [0, 1, 2, 3, 4]
+    assert all(o.shed and o.shed.startswith("stale") for o in done)

@@ -11,6 +11,7 @@ import pytest
 from stream.changelog import Restored
 from stream.config import AnalyzerSettings, KafkaSettings
 from stream.state import AnalyzerState
+from tests.support.lag import keeping_up
 from windowing import WindowSettings, decode_frame, encode_frame
 from windowing.window import Window
 
@@ -136,3 +137,29 @@ def test_restoring_parks_cursors_and_forgetting_drops_everything_of_the_partitio
     assert other.dead_letters.first_time is not None
     other.forget([0])
     assert other.windower.cursor("a") is None and other.cursors.published == {}
+
+
+@pytest.mark.parametrize(("streams", "latency_s"), [(1, 0.0), (12, 0.0), (12, 5.0)])
+def test_a_keeping_up_group_lags_by_a_window_per_stream_but_is_not_behind(
+    streams: int, latency_s: float
+) -> None:
+    """docs/deploy.md, Autoscaling: the committed offset of a keeping-up analyzer trails the
+    partition's newest frame by (window_s - hop_s) to window_s + one commit interval (+ the
+    engine's latency) of audio for every stream on it (the stream furthest from its next window
+    holds the partition), so Kafka lag grows with the streams, not with falling behind; the
+    behind-real-time gauge is the engine's latency, whatever the number of streams."""
+    settings = AnalyzerSettings()  # the defaults: 30 s windows, 10 s hop, 1 s commits
+    frame_ms = 100
+    window_s, hop_s = settings.windowing.window_s, settings.windowing.hop_s
+    commit_s = settings.kafka.commit_interval_ms / 1000
+    run = keeping_up(settings, streams, frame_ms, 75.0, latency_s)
+    samples = [s for s in run if s.now_s >= 40.0]
+    lags = [s.lag_frames for s in samples]
+    frames_per_s = 1000 / frame_ms
+    assert min(lags) >= streams * (window_s - hop_s + latency_s) * frames_per_s
+    assert max(lags) <= streams * (window_s + commit_s + latency_s) * frames_per_s
+    if streams > 1:
+        assert sum(lags) / len(lags) >= 0.9 * streams * (window_s + latency_s) * frames_per_s
+    behind = [s.behind_s for s in samples]
+    assert max(behind) <= latency_s
+    assert max(behind) >= latency_s - commit_s - 0.1

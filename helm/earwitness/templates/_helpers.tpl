@@ -238,10 +238,30 @@ Checks that no schema can express (cross-field). Included by every component tem
 {{- if gt (int $a.keda.minReplicaCount) (int $a.keda.maxReplicaCount) }}
 {{- fail "analyzer.keda.minReplicaCount exceeds analyzer.keda.maxReplicaCount" }}
 {{- end }}
+{{- if eq $a.keda.trigger "behindRealtime" }}
+{{- if not $a.keda.behindRealtime.serverAddress }}
+{{- fail "analyzer.keda.trigger behindRealtime needs analyzer.keda.behindRealtime.serverAddress (the Prometheus that scrapes the analyzer)" }}
+{{- end }}
+{{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
+{{- if ge (float64 $a.keda.behindRealtime.thresholdSeconds) $maxLag }}
+{{- fail (printf "analyzer.keda.behindRealtime.thresholdSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and is then at least about max_lag_s behind, so the threshold might never be reached" $maxLag) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $kind, $res := $a.resources }}
 {{- if hasKey ($res | default dict) $a.gpuResource }}
 {{- fail (printf "analyzer.resources.%s.%s: the GPU count comes from analyzer.settings.engine.tensor_parallel_size" $kind $a.gpuResource) }}
+{{- end }}
+{{- end }}
+{{- $r := .Values.observability.prometheusRule }}
+{{- if $r.enabled }}
+{{- $maxLag := (($a.settings.batch | default dict).max_lag_s | default 120.0) | float64 }}
+{{- if ge (float64 $r.behindRealtimeSeconds) $maxLag }}
+{{- fail (printf "observability.prometheusRule.behindRealtimeSeconds must be below settings.batch.max_lag_s (%v): an overloaded analyzer sheds and is then at least about max_lag_s behind" $maxLag) }}
+{{- end }}
+{{- $unready := (($a.settings.engine | default dict).stall_unready_s | default 120.0) | float64 }}
+{{- if ge (float64 $r.stuckEngineSeconds) $unready }}
+{{- fail (printf "observability.prometheusRule.stuckEngineSeconds must be below settings.engine.stall_unready_s (%v), or readiness fails first" $unready) }}
 {{- end }}
 {{- end }}
 {{- $drain := (($a.settings.batch | default dict).drain_timeout_s | default 30.0) | float64 }}
