@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -64,6 +65,27 @@ def _secret_from_file(values: Any, field: str, file_field: str) -> Any:
         raise ValueError(f"{file_field}: cannot read {path}: {exc.strerror}") from exc
 
 
+def _stripped(value: Any) -> Any:
+    """Values from files and the environment often end in a newline: never part of a URL/key."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def http_url(url: str) -> str:
+    """``url`` if httpx can send to it: http(s), a host, no whitespace or control character.
+
+    The message never repeats the URL (a Slack URL is a credential).
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise ValueError("the URL holds whitespace or a control character")
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise ValueError("not a valid URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return url
+
+
 class WebhookReceiver(_Receiver):
     """POST a JSON body signed per Standard Webhooks."""
 
@@ -75,6 +97,8 @@ class WebhookReceiver(_Receiver):
     _from_file = model_validator(mode="before")(
         lambda values: _secret_from_file(values, "secret", "secret_file")
     )
+    _strip = field_validator("url", "secret", mode="before")(_stripped)
+    _url = field_validator("url")(http_url)
 
     @field_validator("secret")
     @classmethod
@@ -93,6 +117,13 @@ class SlackReceiver(_Receiver):
     _from_file = model_validator(mode="before")(
         lambda values: _secret_from_file(values, "url", "url_file")
     )
+    _strip = field_validator("url", mode="before")(_stripped)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: SecretStr) -> SecretStr:
+        http_url(url.get_secret_value())
+        return url
 
 
 class AlertmanagerReceiver(_Receiver):
@@ -108,6 +139,8 @@ class AlertmanagerReceiver(_Receiver):
     _from_file = model_validator(mode="before")(
         lambda values: _secret_from_file(values, "token", "token_file")
     )
+    _strip = field_validator("url", "token", mode="before")(_stripped)
+    _url = field_validator("url")(http_url)
 
 
 class SyslogReceiver(_Receiver):

@@ -112,6 +112,10 @@ class ReceiverWorker:
         if self._thread.is_alive():
             logger.warning("delivery thread %s still busy after %.1fs", self.name, timeout_s)
 
+    def alive(self) -> bool:
+        """False once the thread has ended (it only ends on ``stop()``)."""
+        return self._thread.is_alive() or not self._thread.ident
+
     def _run(self) -> None:
         try:
             while (job := self._jobs.get()) is not None and not self._stopping.is_set():
@@ -121,19 +125,35 @@ class ReceiverWorker:
 
     def _deliver(self, job: Job) -> None:
         for attempt in range(1, self._policy.max_attempts + 1):
-            try:
-                self._sender.send(job.alert)
-            except DeliveryRejected as exc:
-                self._dead_letter(job, exc.reason, exc.detail, attempt)
+            failure = self._attempt(job)
+            if failure is None:
+                self._metrics.deliveries.labels(self.name, "ok").inc()
+                self._metrics.latency.labels(self.name).observe(time.monotonic() - job.handed_at)
+                job.ticket.finish()
                 return
-            except DeliveryFailed as exc:
-                if not self._after_failure(job, exc, attempt):
-                    return
-                continue
-            self._metrics.deliveries.labels(self.name, "ok").inc()
-            self._metrics.latency.labels(self.name).observe(time.monotonic() - job.handed_at)
-            job.ticket.finish()
-            return
+            if isinstance(failure, DeliveryRejected):
+                self._dead_letter(job, failure.reason, failure.detail, attempt)
+                return
+            if not self._after_failure(job, failure, attempt):
+                return
+
+    def _attempt(self, job: Job) -> DeliveryFailed | DeliveryRejected | None:
+        """One send; every error becomes a failure, so this thread never dies of one.
+
+        A sender translates its foreign errors; anything it missed (a library's surprise, a
+        bug) counts as a retryable ``unexpected`` failure, logged by type only (its message
+        may hold the URL), and ends as a retry or a dead letter like any other.
+        """
+        try:
+            self._sender.send(job.alert)
+        except (DeliveryRejected, DeliveryFailed) as exc:
+            return exc
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.error(
+                "receiver %s: unexpected %s from its sender", self.name, type(exc).__name__
+            )
+            return DeliveryFailed("unexpected", type(exc).__name__)
+        return None
 
     def _after_failure(self, job: Job, exc: DeliveryFailed, attempt: int) -> bool:
         """Count, then back off; False when the job is finished (dead) or abandoned (stop)."""
@@ -200,6 +220,10 @@ class Dispatcher:
         for alert, name in jobs:
             self._workers[name].submit(Job(alert, ticket))
         return ticket
+
+    def alive(self) -> bool:
+        """Every delivery thread is running (health turns 503 otherwise)."""
+        return all(worker.alive() for worker in self._workers.values())
 
     def stop(self, timeout_s: float = 5.0) -> None:
         for worker in self._workers.values():

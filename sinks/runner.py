@@ -214,7 +214,8 @@ class AlertRunner:
         self._consumer.pause(assignment)
         try:
             while not ticket.wait(_WAIT_POLL_S):
-                self.health.beat()
+                if self._dispatcher.alive():  # a dead delivery thread must show in /healthz
+                    self.health.beat()
                 if time.monotonic() > self._drain_deadline:
                     logger.warning("drain timed out; uncommitted captions will be consumed again")
                     return False

@@ -68,6 +68,10 @@ class HttpSender:
             raise DeliveryFailed("timeout", type(exc).__name__) from exc
         except httpx.TransportError as exc:
             raise DeliveryFailed("connect", type(exc).__name__) from exc
+        except httpx.HTTPError as exc:  # e.g. DecodingError: a body that does not decode
+            raise DeliveryFailed("http_error", type(exc).__name__) from exc
+        except httpx.InvalidURL as exc:  # start-up validation should have caught it
+            raise DeliveryRejected("invalid_url", type(exc).__name__) from exc
         _check(response)
 
     def close(self) -> None:

@@ -306,3 +306,95 @@ def test_resender() -> None:
     assert resender.due([alert], route, now_s=61) == []
     assert resender.due([], route, now_s=200) == []
     assert resender.due([alert], route, now_s=201) == []  # forgotten, clock restarts
+
+
+# --- a sender error of any kind ends as a retry or a dead letter ---------------------------
+
+
+def test_undecodable_reply_is_retried_not_fatal(http_receiver: HttpReceiver) -> None:
+    """A 200 whose gzip body does not decode (httpx.DecodingError) once, then a clean reply."""
+    http_receiver.reply = lambda n: (
+        ({"content-encoding": "gzip"}, b"not gzip")
+        if n == 1
+        else (
+            {},
+            b"ok",
+        )
+    )
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    alerts = [sample_alert(n=0), sample_alert(n=1)]
+    ticket = _deliver(receivers, alerts)
+    assert ticket.dead_letters == []
+    assert http_receiver.calls == 3  # the first alert twice (retried), the second once
+
+
+class _Flaky:
+    """A sender (the seam every receiver type plugs into) that raises what no sender should."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.sent: list[str] = []
+
+    def send(self, alert: Alert) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug in a sender")
+        self.sent.append(alert.idempotency_key)
+
+    def close(self) -> None:
+        return
+
+
+@pytest.mark.parametrize(("failures", "dead"), [(2, False), (1000, True)])
+def test_unexpected_sender_error_retries_then_dead_letters(failures: int, dead: bool) -> None:
+    receivers = _receivers(
+        file={"type": "jsonl", "path": "/nonexistent", "retry": {**FAST, "max_attempts": 3}}
+    )
+    sender = _Flaky(failures)
+    metrics = AlertMetrics()
+    dispatcher = Dispatcher(receivers, {"file": sender}, RULES, metrics)
+    dispatcher.start()
+    try:
+        alerts = [sample_alert(n=0), sample_alert(n=1)]
+        ticket = dispatcher.dispatch([(a, "file") for a in alerts])
+        assert ticket.wait(10)
+        assert dispatcher.alive()
+    finally:
+        dispatcher.stop()
+    if dead:
+        assert [(d.reason, d.detail, d.attempts) for d in ticket.dead_letters] == [
+            ("unexpected", "RuntimeError", 3)
+        ] * 2
+        assert sender.sent == []
+    else:
+        assert ticket.dead_letters == []
+        assert sender.sent == [a.idempotency_key for a in alerts]
+
+
+@pytest.mark.parametrize("kind", ["webhook", "alertmanager", "slack"])
+@pytest.mark.parametrize(
+    "url", ["http://hooks.example\n/x", "https://hooks.example/a b", "https://", "ftp://x/y"]
+)
+def test_bad_urls_refused_at_start_up(kind: str, url: str) -> None:
+    raw: dict[str, Any] = {"type": kind, "url": url}
+    if kind == "webhook":
+        raw["secret"] = SECRET
+    with pytest.raises(ValueError, match="receivers") as caught:
+        _receivers(ops=raw)
+    assert "hooks.example" not in str(caught.value)  # a Slack URL is a credential
+
+
+def test_urls_and_secrets_from_the_environment_are_stripped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from earwitness.config import load_settings
+
+    config = tmp_path / "alerts.yaml"
+    config.write_text("rules_path: rules.yaml\nreceivers: {ops: {type: webhook}}\n")
+    monkeypatch.setenv("EARWITNESS_ALERTS_RECEIVERS__OPS__URL", "https://hooks.example/x\n")
+    monkeypatch.setenv("EARWITNESS_ALERTS_RECEIVERS__OPS__SECRET", SECRET + "\n")
+    ops = load_settings(AlertsSettings, config).receivers["ops"]
+    assert ops.url == "https://hooks.example/x"  # type: ignore[union-attr]
+    assert ops.secret.get_secret_value() == SECRET  # type: ignore[union-attr]
