@@ -148,7 +148,7 @@ class ReceiverWorker:
             self._sender.send(job.alert)
         except (DeliveryRejected, DeliveryFailed) as exc:
             return exc
-        except Exception as exc:  # noqa: BLE001 - see the docstring
+        except Exception as exc:  # see the docstring
             logger.error(
                 "receiver %s: unexpected %s from its sender", self.name, type(exc).__name__
             )
