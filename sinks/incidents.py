@@ -200,11 +200,22 @@ class IncidentTracker:
         changes, self._changes = self._changes, {}
         return changes
 
-    def restore(self, states: dict[str, IncidentState]) -> list[Alert]:
-        """Replace all state; firing incidents of rules no longer in the file resolve now."""
+    def restore(
+        self, states: dict[str, IncidentState], owned: Container[int] | None = None
+    ) -> list[Alert]:
+        """Replace all state; firing incidents of rules no longer in the file resolve now.
+
+        With ``owned`` (the captions partitions this runner holds), only the incidents of
+        those partitions are kept: every replica reads the whole state topic, and one that
+        kept another's incidents would re-send (re-open) them after their owner resolved them.
+        A state written before partitions were recorded (``partition`` None) belongs to
+        whoever holds partition 0.
+        """
         self._states, self._changes = {}, {}
         alerts: list[Alert] = []
         for key, state in states.items():
+            if owned is not None and (state.partition or 0) not in owned:
+                continue
             rule = self._rules.by_id.get(state.rule_id)
             if rule is not None:
                 self._states[key] = state

@@ -70,6 +70,7 @@ class AlertRunner:
         self._wall_clock_ns = wall_clock_ns
         self._tracker = IncidentTracker(rules, settings.stale_grace_s)
         self._at_end: set[int] = set()  # captions partitions read to their end (EOF seen last)
+        self.partitions: frozenset[int] = frozenset()  # held now; their incidents are ours
         self._stopping = threading.Event()
         self._drain_deadline = float("inf")
         self._client = self._kafka.client_config()
@@ -259,11 +260,13 @@ class AlertRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned %d partition(s); loading incident state", len(partitions))
         self._at_end.clear()
+        self.partitions = frozenset(tp.partition for tp in partitions)
         self._restore_state()
         self.health.assigned = bool(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.assigned = False
+        self.partitions = frozenset()
         self._at_end.clear()
         batch, self._pending = self._pending, None
         if batch is None:
@@ -283,7 +286,11 @@ class AlertRunner:
     def _restore_state(self) -> None:
         states = state_store.load_state(self._client, self._kafka.state_topic)
         self._carry.extend(self._tracker.restore(states))
-        logger.info("restored %d open incident(s)", len(states))
+        logger.info(
+            "restored the open incidents of partition(s) %s (%d in the state topic)",
+            sorted(self.partitions),
+            len(states),
+        )
 
     def _close(self) -> None:
         logger.info("alert runner stopping")
