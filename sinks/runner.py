@@ -285,7 +285,7 @@ class AlertRunner:
 
     def _restore_state(self) -> None:
         states = state_store.load_state(self._client, self._kafka.state_topic)
-        self._carry.extend(self._tracker.restore(states))
+        self._carry.extend(self._tracker.restore(states, self.partitions))
         logger.info(
             "restored the open incidents of partition(s) %s (%d in the state topic)",
             sorted(self.partitions),
