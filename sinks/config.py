@@ -253,6 +253,15 @@ class AlertsSettings(Settings):
             " null = never."
         ),
     )
+    park_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "A delivery still not done this long after hand-off is parked: committed to the"
+            " state topic and retried by its receiver alone, so one receiver's outage never"
+            " holds up the batch, the commit or the other receivers (seconds)."
+        ),
+    )
     health_stall_s: float = Field(
         default=180.0,
         ge=10,
@@ -261,6 +270,12 @@ class AlertsSettings(Settings):
             " must cover a state reload (up to 60 s) plus a checkpoint (up to 30 s)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _park_before_stall(self) -> AlertsSettings:
+        if self.park_after_s >= self.health_stall_s:
+            raise ValueError("park_after_s must be below health_stall_s")
+        return self
 
     @field_validator("receivers")
     @classmethod

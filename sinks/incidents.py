@@ -380,6 +380,7 @@ def _alert(
         last_event_id=state.last_event_id,
         resolution=resolution,
         resolution_note=note,
+        partition=state.partition,
     )
 
 

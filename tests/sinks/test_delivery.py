@@ -398,3 +398,75 @@ def test_urls_and_secrets_from_the_environment_are_stripped(
     ops = load_settings(AlertsSettings, config).receivers["ops"]
     assert ops.url == "https://hooks.example/x"  # type: ignore[union-attr]
     assert ops.secret.get_secret_value() == SECRET  # type: ignore[union-attr]
+
+
+# --- parking: a receiver that is down does not hold up the batch ---------------------------
+
+
+def test_parked_jobs_settle_later_and_a_degraded_receiver_parks_at_once(
+    http_receiver: HttpReceiver,
+) -> None:
+    http_receiver.status = 503
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    dispatcher, metrics = _dispatcher(receivers)
+    try:
+        first = dispatcher.dispatch([(sample_alert(n=0), "ops")])
+        assert not first.wait(0.3)
+        parked = dispatcher.park(first)
+        assert first.wait(0) and [j.alert.idempotency_key for j in parked] == [
+            sample_alert(n=0).idempotency_key
+        ]
+        assert dispatcher.degraded("ops")
+        second = dispatcher.dispatch([(sample_alert(n=1), "ops")])
+        assert second.wait(0)  # parked at once: the receiver is known to be down
+        assert len(second.parked) == 1
+        gauge = metrics.registry.get_sample_value
+        assert gauge("earwitness_alerts_parked_deliveries", {"receiver": "ops"}) == 2
+        http_receiver.status = 200
+        deadline = time.monotonic() + 30
+        settled: list[Any] = []
+        while len(settled) < 2 and time.monotonic() < deadline:
+            settled += dispatcher.take_settled()
+            time.sleep(0.05)
+    finally:
+        dispatcher.stop()
+    assert [(job.alert.idempotency_key, letter) for job, letter in settled] == [
+        (sample_alert(n=0).idempotency_key, None),
+        (sample_alert(n=1).idempotency_key, None),
+    ]
+    assert not dispatcher.degraded("ops")
+    assert first.dead_letters == [] and second.dead_letters == []
+    assert [r.headers["idempotency-key"] for r in http_receiver.accepted()] == [
+        sample_alert(n=0).idempotency_key,
+        sample_alert(n=1).idempotency_key,
+    ]
+
+
+def test_resume_skips_queued_jobs_and_dead_letters_removed_receivers(
+    http_receiver: HttpReceiver,
+) -> None:
+    http_receiver.status = 503
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    dispatcher, metrics = _dispatcher(receivers)
+    alert = sample_alert()
+    try:
+        dispatcher.resume([("ops", alert), ("gone", alert)])
+        dispatcher.resume([("ops", alert)])  # a second rebalance: already queued, skipped
+        gauge = metrics.registry.get_sample_value
+        assert gauge("earwitness_alerts_parked_deliveries", {"receiver": "ops"}) == 1
+        http_receiver.status = 200
+        deadline = time.monotonic() + 30
+        settled: list[Any] = []
+        while len(settled) < 2 and time.monotonic() < deadline:
+            settled += dispatcher.take_settled()
+            time.sleep(0.05)
+    finally:
+        dispatcher.stop()
+    outcome = {job.receiver: letter.reason if letter else "ok" for job, letter in settled}
+    assert outcome == {"ops": "ok", "gone": "receiver_removed"}
+    assert len(settled) == 2
+    assert len(http_receiver.accepted()) == 1
