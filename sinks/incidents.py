@@ -71,9 +71,13 @@ class Status(StrEnum):
 
 
 class IncidentState(BaseModel):
-    """Everything needed to continue an incident after a restart."""
+    """Everything needed to continue an incident after a restart.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Fields a newer runner adds are ignored (``extra="ignore"``), so an older one reads its
+    state during a rolling upgrade or a rollback instead of calling the record bad.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     rule_id: str
     stream_id: str

@@ -320,7 +320,7 @@ class AlertRunner:
         ]
         self._dispatcher.resume(parked)
         if 0 in self.partitions:  # one replica deals with records that do not parse
-            self._bad_state = stored.bad
+            self._bad_state = list(stored.bad.values())
         logger.info(
             "partition(s) %s: %d open incident(s), %d parked deliveries resumed",
             sorted(self.partitions),

@@ -30,6 +30,7 @@ from sinks.jobs import Job
 logger = logging.getLogger(__name__)
 
 PARKED_PREFIX = "@parked|"
+_UNPARSED = (ValidationError, ValueError, KeyError, TypeError)  # UnicodeDecodeError: ValueError
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class Stored:
 
     incidents: dict[str, IncidentState] = field(default_factory=dict)
     parked: dict[str, Parked] = field(default_factory=dict)
-    bad: list[BadRecord] = field(default_factory=list)
+    bad: dict[bytes, BadRecord] = field(default_factory=dict)
+    """By raw key; a later record or tombstone of the key replaces it."""
 
 
 def encode(state: IncidentState | None) -> bytes | None:
@@ -83,16 +85,12 @@ def load(
     """Every live record of ``topic``; tombstones delete, later records win."""
     stored = Stored()
     for _, key, value in read_to_end(client_config, topic, timeout_s=timeout_s):
+        stored.bad.pop(key or b"", None)
         try:
             _apply(stored, key, value)
-        except (
-            ValidationError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as exc:  # UnicodeDecodeError: ValueError
+        except _UNPARSED as exc:
             logger.warning("state record %r does not parse; set aside", (key or b"")[:200])
-            stored.bad.append(BadRecord(key, value or b"", _short(exc)))
+            stored.bad[key or b""] = BadRecord(key, value or b"", _short(exc))
     return stored
 
 
@@ -117,7 +115,8 @@ def _apply(stored: Stored, raw_key: bytes | None, value: bytes | None) -> None:
 
 def _parked(value: bytes) -> Parked:
     raw = orjson.loads(value)
-    alert = Alert.model_validate(raw["alert"]).model_copy(update={"partition": raw["partition"]})
+    fields = {k: v for k, v in raw["alert"].items() if k in Alert.model_fields}  # newer: ignored
+    alert = Alert.model_validate(fields).model_copy(update={"partition": raw["partition"]})
     return Parked(str(raw["receiver"]), alert)
 
 

@@ -1,4 +1,4 @@
-"""One receiver down never holds up the others: parking, on the real broker."""
+"""Parking (one receiver down holds up no other) and poison state records, on the real broker."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from sinks.incidents import incident_id
+from sinks.incidents import IncidentTracker, incident_id
 from sinks.metrics import AlertMetrics
+from sinks.rules import parse_rules
 from sinks.state import load
-from tests.sinks.runnerutil import SECRET, lines, produce_steps, running, settings, wait_for
-from tests.sinks.sinkutil import T0_NS, Receiver
+from tests.sinks.runnerutil import (
+    RULES,
+    SECRET,
+    lines,
+    produce_steps,
+    running,
+    settings,
+    wait_for,
+)
+from tests.sinks.sinkutil import T0_NS, Receiver, caption_event
+from tests.support.kafka import consume, produce
 
 pytestmark = pytest.mark.kafka
 
@@ -58,3 +68,32 @@ def test_a_dead_webhook_delays_neither_the_file_nor_the_commit_and_loses_nothing
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
     assert keys == [_firing("cam-1"), _firing("cam-2")]  # in order
     assert len(lines(out)) == 2  # nothing re-consumed: the file got no duplicate
+
+
+def test_poison_state_records_are_dead_lettered_not_a_crash_loop(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """Bad JSON, bad UTF-8 and a wrong shape in the state topic: the runner starts, moves each
+    to the dead-letter topic (``ew-kind: state``) and deletes it; a record with a field from a
+    newer runner still loads."""
+
+    tracker = IncidentTracker(parse_rules(RULES))
+    tracker.observe(caption_event(0, "A gunshot, then silence.", stream_id="cam-9"), partition=0)
+    (state,) = [s for s in tracker.take_changes().values() if s is not None]
+    newer = state.model_dump_json()[:-1].encode() + b', "added_by_a_newer_runner": 1}'
+    poison = [
+        (b"gunshot|cam-1", b"{not json"),
+        (b"gunshot|cam-2", b"\xff\xfe"),
+        (b"@parked|x|y", b"[1]"),
+    ]
+    produce(kafka_bootstrap, topics["state"], [*poison, (state.key.encode(), newer)])
+    out = tmp_path / "alerts.jsonl"
+    raw = settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
+    client = {"bootstrap.servers": kafka_bootstrap}
+    with running(raw):
+        letters = consume(kafka_bootstrap, topics["dlq"], count=3, timeout_s=60)
+        wait_for(lambda: load(client, topics["state"]).bad == {})
+    assert sorted((m.key(), m.value()) for m in letters) == sorted(poison)
+    assert {dict(m.headers())["ew-kind"] for m in letters} == {b"state"}
+    assert {dict(m.headers())["ew-error"] for m in letters} == {b"invalid_state"}
+    assert list(load(client, topics["state"]).incidents) == ["gunshot|cam-9"]
