@@ -48,6 +48,9 @@ class Batch:
     """What one checkpoint commits."""
 
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    starts: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Offset of the batch's first record per partition: where an abort rewinds to when the
+    group has committed nothing there yet."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     bad_captions: list[BadCaption] = field(default_factory=list)
     changes: dict[str, IncidentState | None] = field(default_factory=dict)

@@ -204,6 +204,14 @@ class KafkaSettings(KafkaClientSettings):
     dead_letter_topic: str = Field(
         default="earwitness-alerts-dlq", description="Undeliverable alerts and bad captions."
     )
+    start_at: Literal["end", "beginning"] = Field(
+        default="end",
+        description=(
+            "Where the group starts on a partition it has never committed: 'end' = captions"
+            " from now on (a new group does not fire every old alert); 'beginning' = replay"
+            " the whole captions topic."
+        ),
+    )
     transactional_id: str = Field(
         default="earwitness-alerts-0", description="Unique per runner instance (pod ordinal)."
     )

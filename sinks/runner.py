@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from earwitness.events import CaptionEvent
@@ -150,6 +150,7 @@ class AlertRunner:
         topic, partition, offset = position(msg)
         self._at_end.discard(partition)
         batch.offsets[(topic, partition)] = offset + 1
+        batch.starts.setdefault((topic, partition), offset)
         try:
             event = CaptionEvent.from_json(msg.value() or b"")
         except (ValidationError, ValueError) as exc:
@@ -267,19 +268,24 @@ class AlertRunner:
             self._checkpointer.commit(batch, self._consumer)
         except CheckpointAborted:
             self._metrics.checkpoints.labels("aborted").inc()
-            self._rewind()
+            self._rewind(batch)
             return
         self._metrics.checkpoints.labels("committed").inc()
         for rule_id, count in self._tracker.open_count().items():
             self._metrics.incidents_open.labels(rule_id).set(count)
 
-    def _rewind(self) -> None:
-        """Back to the last committed offsets and state, to redo the aborted batch."""
+    def _rewind(self, batch: Batch) -> None:
+        """Back to the last committed offsets and state, to redo the aborted batch. Where the
+        group committed nothing yet (a new group), back to the batch's first record."""
         assignment = self._consumer.assignment()
         self._at_end.clear()
         for tp in self._consumer.committed(assignment, timeout=30):
-            if tp.offset >= 0:
-                self._consumer.seek(tp)
+            if tp.offset < 0:
+                start = batch.starts.get((tp.topic, tp.partition))
+                if start is None:
+                    continue  # nothing consumed there since the start: nothing to redo
+                tp = TopicPartition(tp.topic, tp.partition, start)
+            self._consumer.seek(tp)
         self._restore_state()
 
     # --- rebalance and shutdown -------------------------------------------------------------
@@ -288,8 +294,20 @@ class AlertRunner:
         logger.info("assigned %d partition(s); loading incident state", len(partitions))
         self._at_end.clear()
         self.partitions = frozenset(tp.partition for tp in partitions)
+        if self._kafka.start_at == "end":
+            consumer.assign(self._new_at_end(consumer, partitions))
         self._restore_state()
         self.health.assigned = bool(partitions)
+
+    @staticmethod
+    def _new_at_end(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The assignment with partitions the group never committed starting at their end
+        (``auto.offset.reset`` stays ``earliest`` for offsets that fell out of retention)."""
+        committed = consumer.committed(partitions, timeout=30)
+        return [
+            TopicPartition(tp.topic, tp.partition, OFFSET_END if tp.offset < 0 else tp.offset)
+            for tp in committed
+        ]
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.assigned = False

@@ -48,6 +48,7 @@ def settings(
             "transactional_id": f"alerts-{topics['captions']}",
             "session_timeout_ms": 6000,
             "batch_wait_ms": 100,
+            "start_at": "beginning",  # the tests produce before the runner starts
         },
         "receivers": receivers,
         "metrics_port": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import yaml
 
 from sinks.incidents import incident_id
 from sinks.metrics import AlertMetrics
+from sinks.runner import AlertRunner
 from sinks.state import load_state
 from tests.sinks.runnerutil import (
     REPO,
@@ -186,3 +188,78 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(
         second.kill()
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
     assert set(keys) == expected  # none lost; any duplicate carries the same key
+
+
+def _allow_large(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entry = ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", topic, incremental_configs=[entry])
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def test_an_aborted_first_checkpoint_of_a_new_group_replays_its_batch(
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The state topic refuses records over 300 bytes (an incident is ~700): every checkpoint
+    of the new group's first batch aborts. Each abort must redo the batch (nothing is
+    committed to go back to); once the topic takes the record, the incident goes on and
+    resolves under the same id. Rewinding only to committed offsets redid nothing: one
+    firing, then the state lost and no resolution."""
+    state = new_topic(config={"cleanup.policy": "compact", "max.message.bytes": "300"})
+    out = tmp_path / "alerts.jsonl"
+    raw = settings(
+        kafka_bootstrap, {**topics, "state": state}, {"file": {"type": "jsonl", "path": str(out)}}
+    )
+    incident = incident_id("gunshot", "cam-12", T0_NS, 0)
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")
+    with caplog.at_level(logging.WARNING), running(raw):
+        wait_for(lambda: len(lines(out)) >= 2)  # the batch redone after an abort: again
+        _allow_large(kafka_bootstrap, state)
+        wait_for(
+            lambda: (
+                list(load_state({"bootstrap.servers": kafka_bootstrap}, state))
+                == ["gunshot|cam-12"]
+            ),
+            120,
+        )
+        produce_steps(kafka_bootstrap, topics["captions"], "QQQ", start=2)
+        wait_for(lambda: lines(out)[-1]["state"] == "resolved")
+    assert "transaction aborted" in caplog.text
+    keys = {line["idempotency_key"] for line in lines(out)}
+    assert keys == {f"{incident}:firing", f"{incident}:resolved"}
+
+
+def test_a_new_group_starts_at_the_end_and_a_known_one_where_it_left_off(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """Old captions (before the group existed) fire nothing; later ones do; after a stop the
+    group goes on from its committed offsets, not from the end."""
+    out = tmp_path / "alerts.jsonl"
+    raw = settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
+    del raw["kafka"]["start_at"]  # the default
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")  # windows 0-1: before the group
+    with running(raw) as runner:
+        wait_for(lambda: runner.health.ready()[0] and _positioned(runner))
+        produce_steps(kafka_bootstrap, topics["captions"], "MM", start=10)
+        wait_for(lambda: len(lines(out)) >= 1)
+    produce_steps(kafka_bootstrap, topics["captions"], "QQQ", start=12)  # while it is down
+    with running(raw):
+        wait_for(lambda: len(lines(out)) >= 2)
+    incident = incident_id("gunshot", "cam-12", T0_NS, 10)
+    assert [line["idempotency_key"] for line in lines(out)] == [
+        f"{incident}:firing",
+        f"{incident}:resolved",
+    ]
+
+
+def _positioned(runner: AlertRunner) -> bool:
+    """Every partition was read to its end once (an end-of-partition event came): the end
+    offsets were looked up, so records produced from now on are read."""
+    return bool(runner.partitions) and set(runner.partitions) <= set(runner._at_end)
