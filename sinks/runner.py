@@ -279,13 +279,14 @@ class AlertRunner:
         group committed nothing yet (a new group), back to the batch's first record."""
         assignment = self._consumer.assignment()
         self._at_end.clear()
-        for tp in self._consumer.committed(assignment, timeout=30):
-            if tp.offset < 0:
-                start = batch.starts.get((tp.topic, tp.partition))
+        for committed in self._consumer.committed(assignment, timeout=30):
+            target = committed
+            if committed.offset < 0:
+                start = batch.starts.get((committed.topic, committed.partition))
                 if start is None:
                     continue  # nothing consumed there since the start: nothing to redo
-                tp = TopicPartition(tp.topic, tp.partition, start)
-            self._consumer.seek(tp)
+                target = TopicPartition(committed.topic, committed.partition, start)
+            self._consumer.seek(target)
         self._restore_state()
 
     # --- rebalance and shutdown -------------------------------------------------------------

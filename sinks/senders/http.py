@@ -7,6 +7,7 @@ carries an ``Idempotency-Key`` header; URLs and secrets are never logged.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections.abc import Callable
@@ -89,8 +90,17 @@ def _check(response: httpx.Response) -> None:
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    """``Retry-After`` in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def build(receiver: WebhookReceiver | SlackReceiver | AlertmanagerReceiver) -> HttpSender:

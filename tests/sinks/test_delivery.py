@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
@@ -11,7 +12,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -470,3 +471,60 @@ def test_resume_skips_queued_jobs_and_dead_letters_removed_receivers(
     assert outcome == {"ops": "ok", "gone": "receiver_removed"}
     assert len(settled) == 2
     assert len(http_receiver.accepted()) == 1
+
+
+# --- HTTP status codes and Retry-After ------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 503])
+def test_retryable_statuses_are_retried_then_delivered(
+    http_receiver: HttpReceiver, status: int
+) -> None:
+    http_receiver.reply = lambda n: ({}, b"ok")
+    http_receiver.check = lambda request: status if http_receiver.calls == 1 else None
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    ticket = _deliver(receivers, [sample_alert()])
+    assert ticket.dead_letters == []
+    assert (http_receiver.calls, len(http_receiver.accepted())) == (2, 1)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 413, 422])
+def test_other_4xx_dead_letter_at_once(http_receiver: HttpReceiver, status: int) -> None:
+    http_receiver.status = status
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": FAST}
+    )
+    ticket = _deliver(receivers, [sample_alert()])
+    assert [(d.reason, d.attempts) for d in ticket.dead_letters] == [(f"http_{status}", 1)]
+    assert http_receiver.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "least_s"),
+    [(lambda: "2", 1.9), (lambda: email.utils.formatdate(time.time() + 3, usegmt=True), 1.5)],
+    ids=["seconds", "http-date"],
+)
+def test_retry_after_is_waited_for(
+    http_receiver: HttpReceiver, retry_after: Callable[[], str], least_s: float
+) -> None:
+    """429 with Retry-After, jitter capped at 0.2 s: the retry waits at least what it says."""
+    times: list[float] = []
+
+    def check(request: Received) -> int | None:
+        times.append(time.monotonic())
+        return 429 if len(times) == 1 else None
+
+    header = retry_after()
+    http_receiver.check = check
+    http_receiver.reply = lambda n: (
+        ({"retry-after": header}, b"slow down") if n == 1 else ({}, b"ok")
+    )
+    policy = {**FAST, "backoff_max_s": 10}
+    receivers = _receivers(
+        ops={"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": policy}
+    )
+    ticket = _deliver(receivers, [sample_alert()], wait_s=30)
+    assert ticket.dead_letters == [] and len(times) == 2
+    assert times[1] - times[0] >= least_s  # http-date: 3 s ahead, to the second
