@@ -91,8 +91,13 @@ class WebhookReceiver(_Receiver):
 
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://", description="Endpoint URL.")
-    secret: SecretStr = Field(description="Signing secret, whsec_<base64>.")
+    secret: SecretStr = Field(description="Signing secret, whsec_<base64> (24 to 64 bytes).")
     secret_file: Path | None = Field(default=None, description="File holding the secret.")
+    previous_secrets: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Older secrets still signed with during a key rotation (each adds a"
+        " signature); remove once every receiver verifies with the new one.",
+    )
 
     _from_file = model_validator(mode="before")(
         lambda values: _secret_from_file(values, "secret", "secret_file")
@@ -105,6 +110,28 @@ class WebhookReceiver(_Receiver):
     def _whsec(cls, secret: SecretStr) -> SecretStr:
         formats.webhook_key(secret.get_secret_value())
         return secret
+
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _previous_stripped(cls, secrets: Any) -> Any:
+        if isinstance(secrets, str):  # from the environment: space- or comma-separated
+            return tuple(s for s in secrets.replace(",", " ").split() if s)
+        return (
+            tuple(_stripped(s) for s in secrets) if isinstance(secrets, list | tuple) else secrets
+        )
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _previous_whsec(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for secret in secrets:
+            formats.webhook_key(secret.get_secret_value())
+        return secrets
+
+    def signing_keys(self) -> list[bytes]:
+        """The HMAC keys to sign with: the secret, then the previous ones."""
+        return [
+            formats.webhook_key(s.get_secret_value()) for s in (self.secret, *self.previous_secrets)
+        ]
 
 
 class SlackReceiver(_Receiver):

@@ -116,11 +116,11 @@ def build(receiver: WebhookReceiver | SlackReceiver | AlertmanagerReceiver) -> H
 
 
 def _webhook_encoder(receiver: WebhookReceiver) -> Encoder:
-    key = formats.webhook_key(receiver.secret.get_secret_value())
+    keys = receiver.signing_keys()
 
     def encode(alert: Alert) -> tuple[bytes, dict[str, str]]:
         body = formats.webhook_body(alert)
-        return body, formats.webhook_headers(key, alert.idempotency_key, int(time.time()), body)
+        return body, formats.webhook_headers(keys, alert.idempotency_key, int(time.time()), body)
 
     return encode
 

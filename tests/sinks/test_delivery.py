@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from sinks import formats
 from sinks.alerts import Alert, AlertState
 from sinks.config import AlertsSettings, Receiver, RetryPolicy
 from sinks.delivery import Dispatcher, Resender, Ticket, backoff_s
@@ -79,11 +79,33 @@ def test_webhook_signed_and_tampering_detected(http_receiver: HttpReceiver) -> N
     assert request.headers["idempotency-key"] == alert.idempotency_key
     assert json.loads(request.body)["data"]["alert_id"] == alert.alert_id
 
+    # what we ship for receivers (sinks.formats.verify_webhook) takes the genuine request and
+    # refuses a tampered body, a replayed old timestamp and another key
+    now_s = int(request.headers["webhook-timestamp"])
     tampered = request.body.replace(b"cam-12", b"cam-13")
-    headers = {k: v for k, v in request.headers.items() if k.startswith("webhook-")}
-    response = httpx.post(http_receiver.url + "/hook", content=tampered, headers=headers)
-    assert response.status_code == 401
-    assert len(http_receiver.accepted()) == 1
+    assert formats.verify_webhook(SECRET, request.headers, request.body, now_s)
+    assert not formats.verify_webhook(SECRET, request.headers, tampered, now_s)
+    assert not formats.verify_webhook(SECRET, request.headers, request.body, now_s + 301)
+    other = "whsec_" + base64.b64encode(b"o" * 32).decode()
+    assert not formats.verify_webhook(other, request.headers, request.body, now_s)
+
+
+def test_webhook_rotation_sends_both_signatures(http_receiver: HttpReceiver) -> None:
+    """During a rotation the new and the previous secret both sign; a receiver still on the
+    old key (the independent verifier holds only KEY) accepts."""
+    new = "whsec_" + base64.b64encode(b"n" * 32).decode()
+    http_receiver.check = _verify
+    hook = {
+        "type": "webhook",
+        "url": http_receiver.url,
+        "secret": new,
+        "previous_secrets": [SECRET],
+    }
+    _deliver(_receivers(ops=hook), [sample_alert()])
+    (request,) = http_receiver.accepted()
+    assert len(request.headers["webhook-signature"].split()) == 2
+    now_s = int(request.headers["webhook-timestamp"])
+    assert formats.verify_webhook(new, request.headers, request.body, now_s)
 
 
 def test_outage_then_recovery_delivers_everything(http_receiver: HttpReceiver) -> None:
