@@ -93,12 +93,19 @@ def test_silent_stream_resolves_stale_on_the_wall_clock(
     raw["tick_interval_s"] = 0.1
     produce_steps(kafka_bootstrap, topics["captions"], "MM")
     now_ns = [time.time_ns()]
+    reads = [0]  # how often the runner read the clock (every tick reads it once)
+
+    def clock() -> int:
+        reads[0] += 1
+        return now_ns[0]
+
     metrics = AlertMetrics()
-    with running(raw, metrics=metrics, wall_clock_ns=lambda: now_ns[0]) as runner:
-        wait_for(lambda: len(lines(out)) >= 1 and runner.health.ready()[0])
+    with running(raw, metrics=metrics, wall_clock_ns=clock) as runner:
+        wait_for(lambda: len(lines(out)) >= 1 and _positioned(runner))
         now_ns[0] += 79 * 10**9  # resolve_after_s (20) + stale_grace_s (60) - 1
-        time.sleep(0.5)  # a few ticks: nothing yet
-        assert len(lines(out)) == 1
+        seen = reads[0]
+        wait_for(lambda: reads[0] >= seen + 5)  # ticks at 79 s, partitions read to their end
+        assert len(lines(out)) == 1  # nothing resolved early
         now_ns[0] += 10**9
         wait_for(lambda: len(lines(out)) >= 2)
     firing, resolved = lines(out)
@@ -149,29 +156,54 @@ def _spawn(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _committed(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets on ``topic`` (a consumer that never joins)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(2)]
+        return sum(max(0, tp.offset) for tp in consumer.committed(parts, timeout=30))
+    finally:
+        consumer.close()
+
+
+def _keys(streams: list[str]) -> set[str]:
+    return {
+        f"{incident_id('gunshot', s, T0_NS, 0)}:{state}"
+        for s in streams
+        for state in ("firing", "resolved")
+    }
+
+
 @pytest.mark.slow
 def test_sigkill_mid_delivery_then_restart_loses_nothing(
     kafka_bootstrap: str, topics: dict[str, str], http_receiver: Receiver, tmp_path: Path
 ) -> None:
-    http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
+    """Three streams are delivered and committed; then an outage, and the kill lands while
+    three more are stuck retrying. After the restart every alert is there, and none of the
+    committed ones came again (a runner that never committed would resend them all)."""
     retry = {"timeout_s": 2, "max_attempts": 1000, "backoff_initial_s": 0.05, "backoff_max_s": 0.3}
     hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": retry}
     raw = settings(kafka_bootstrap, topics, {"ops": hook})
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES))
     config = tmp_path / "alerts.yaml"
     config.write_text(yaml.safe_dump(raw))
-    streams = [f"cam-{n}" for n in range(6)]
-    for stream in streams:
-        produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
-    expected = {
-        f"{incident_id('gunshot', s, T0_NS, 0)}:{state}"
-        for s in streams
-        for state in ("firing", "resolved")
-    }
+    done, stuck = [f"cam-{n}" for n in range(3)], [f"cam-{n}" for n in range(3, 6)]
+    group = raw["kafka"]["group_id"]
 
     first = _spawn(config)
     try:
-        wait_for(lambda: http_receiver.calls >= 5)
+        for stream in done:
+            produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
+        wait_for(lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= _keys(done))
+        wait_for(lambda: _committed(kafka_bootstrap, group, topics["captions"]) == 15, 90)
+        before = len(http_receiver.accepted())
+        http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
+        calls = http_receiver.calls
+        for stream in stuck:
+            produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
+        wait_for(lambda: http_receiver.calls >= calls + 5)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -180,14 +212,16 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(
     second = _spawn(config)
     try:
         wait_for(
-            lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= expected, 90
+            lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= _keys(stuck), 90
         )
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     finally:
         second.kill()
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
-    assert set(keys) == expected  # none lost; any duplicate carries the same key
+    assert set(keys) == _keys(done) | _keys(stuck)  # none lost
+    assert not set(keys[before:]) & _keys(done)  # committed before the kill: never again
+    assert _committed(kafka_bootstrap, group, topics["captions"]) == 30
 
 
 def _allow_large(bootstrap: str, topic: str) -> None:
