@@ -9,6 +9,8 @@ at start-up.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -23,6 +25,14 @@ from sinks import formats
 from sinks.rules import Severity
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)
+_QUERY = re.compile(r"(?P<path>https?://[^\s?#\"']*)\?[^\s#\"']*", re.I)
+
+
+def redact_urls(text: str) -> str:
+    """Userinfo (``user:password@``) and query strings (``?token=…``) of URLs in ``text``."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _QUERY.sub(r"\g<path>?***", text)
 
 
 class RetryPolicy(BaseModel):
@@ -42,6 +52,11 @@ class RetryPolicy(BaseModel):
 
 class _Receiver(BaseModel):
     model_config = _FROZEN
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """A URL's userinfo and query string stay out of reprs (and so out of logs)."""
+        for name, value in super().__repr_args__():
+            yield name, redact_urls(value) if name == "url" and isinstance(value, str) else value
 
     min_severity: Severity = Field(
         default=Severity.INFO, description="Alerts below this severity skip this receiver."

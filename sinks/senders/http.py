@@ -16,7 +16,7 @@ import httpx
 
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver
+from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, redact_urls
 from sinks.errors import DeliveryFailed, DeliveryRejected
 
 _RETRYABLE = {408, 425, 429}
@@ -25,7 +25,8 @@ Encoder = Callable[[Alert], tuple[bytes, dict[str, str]]]
 
 
 class _Redact(logging.Filter):
-    """Blanks secrets (Slack URLs, tokens) out of ``httpx``'s own request log lines."""
+    """Blanks secrets out of ``httpx``'s own request log lines (``HTTP Request: POST <url>``):
+    registered secrets (Slack URLs, tokens), and every URL's userinfo and query string."""
 
     def __init__(self) -> None:
         super().__init__("earwitness-redact")
@@ -34,8 +35,9 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = message
-        for secret in self.secrets:
+        for secret in sorted(self.secrets, key=len, reverse=True):
             redacted = redacted.replace(secret, "**********")
+        redacted = redact_urls(redacted)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -44,12 +46,14 @@ class _Redact(logging.Filter):
 _REDACT = _Redact()
 
 
-def redact_in_http_logs(secret: str) -> None:
-    """Register a secret with the filter on the ``httpx`` logger (added once, at first use)."""
-    logger = logging.getLogger("httpx")
-    if _REDACT not in logger.filters:
-        logger.addFilter(_REDACT)
-    _REDACT.secrets.add(secret)
+def redact_in_http_logs(*secrets: str) -> None:
+    """Register secrets with the filter on the ``httpx`` and ``httpcore`` loggers (added once,
+    at first use; URLs' userinfo and query are redacted from then on even when unregistered)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+    _REDACT.secrets.update(s for s in secrets if s)
 
 
 class HttpSender:
@@ -106,13 +110,29 @@ def _retry_after_s(response: httpx.Response) -> float | None:
 def build(receiver: WebhookReceiver | SlackReceiver | AlertmanagerReceiver) -> HttpSender:
     timeout_s = receiver.retry.timeout_s
     if isinstance(receiver, WebhookReceiver):
+        redact_in_http_logs(*_url_secrets(receiver.url))
         return HttpSender(receiver.url, _webhook_encoder(receiver), timeout_s)
     if isinstance(receiver, SlackReceiver):
         url = receiver.url.get_secret_value()
         redact_in_http_logs(url)
         return HttpSender(url, _slack, timeout_s)
-    url = receiver.url.rstrip("/") + "/api/v2/alerts"
+    token = receiver.token.get_secret_value() if receiver.token else ""
+    redact_in_http_logs(token, *_url_secrets(receiver.url))
+    url = _with_path(receiver.url, "/api/v2/alerts")
     return HttpSender(url, _alertmanager_encoder(receiver), timeout_s)
+
+
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be credentials: password, user, query string."""
+    parsed = httpx.URL(url)
+    parts = [parsed.password or "", parsed.username, parsed.query.decode()]
+    return [p for p in parts if len(p) >= 4]  # too short to be a secret; would blank words
+
+
+def _with_path(base: str, suffix: str) -> str:
+    """``base`` with ``suffix`` appended to its path (query string kept in its place)."""
+    parsed = httpx.URL(base)
+    return str(parsed.copy_with(path=parsed.path.rstrip("/") + suffix))
 
 
 def _webhook_encoder(receiver: WebhookReceiver) -> Encoder:

@@ -275,26 +275,62 @@ def test_jsonl_file(tmp_path: Path) -> None:
     assert [line["idempotency_key"] for line in lines] == [a.idempotency_key for a in alerts]
 
 
-def test_secrets_stay_out_of_logs_and_reprs(
+def test_secrets_stay_out_of_logs_metrics_and_dead_letters(
     http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    http_receiver.status = 500
-    slack_url = http_receiver.url + "/services/T000/B000/SECRETSLACKTOKEN"
+    """A secret in every place one can be: URL userinfo and query, the Slack URL, a bearer
+    token, signing keys (current and previous). Logs at DEBUG (httpx logs every request
+    URL at INFO), metrics, reprs and dead letters hold none of them."""
+    requests: list[Received] = []
+    http_receiver.check = lambda request: requests.append(request) or 500  # every attempt fails
+    host = http_receiver.url.removeprefix("http://")
+    previous = "whsec_" + base64.b64encode(b"PREVIOUSKEY" * 3).decode()
+    retry = {**FAST, "max_attempts": 2}
     receivers = _receivers(
         ops={
             "type": "webhook",
-            "url": http_receiver.url,
+            "url": f"http://hookuser:HOOKPASSWORD@{host}/hook?token=QUERYTOKEN",
             "secret": SECRET,
-            "retry": {**FAST, "max_attempts": 2},
+            "previous_secrets": [previous],
+            "retry": retry,
         },
-        slack={"type": "slack", "url": slack_url, "retry": {**FAST, "max_attempts": 2}},
+        slack={
+            "type": "slack",
+            "url": http_receiver.url + "/services/T0/B0/SLACKTOKEN",
+            "retry": retry,
+        },
+        am={
+            "type": "alertmanager",
+            "url": f"http://{host}/?auth=AMQUERY",  # userinfo would win over the token
+            "token": "BEARERTOKEN",
+            "retry": retry,
+        },
     )
+    dispatcher, metrics = _dispatcher(receivers)
     with caplog.at_level(logging.DEBUG):
-        _deliver(receivers, [sample_alert()])
-    text = caplog.text + repr(receivers) + str(receivers)
-    assert "dead-lettering" in caplog.text
-    for secret in (SECRET, "SECRETSLACKTOKEN", base64.b64encode(KEY).decode()):
-        assert secret not in text
+        try:
+            ticket = dispatcher.dispatch([(sample_alert(), n) for n in receivers])
+            assert ticket.wait(30)
+        finally:
+            dispatcher.stop()
+    assert "HTTP Request: POST" in caplog.text  # httpx did log the requests
+    assert len(ticket.dead_letters) == 3
+    from prometheus_client import generate_latest
+
+    text = "\n".join(
+        [
+            caplog.text,
+            repr(receivers),
+            str(receivers),
+            generate_latest(metrics.registry).decode(),
+            repr(ticket.dead_letters),
+            *(r.body.decode() for r in requests),
+        ]
+    )
+    secrets = ["HOOKPASSWORD", "QUERYTOKEN", "SLACKTOKEN", "AMQUERY", "BEARERTOKEN"]
+    secrets += [SECRET, previous, base64.b64encode(KEY).decode(), "PREVIOUSKEY"]
+    assert [secret for secret in secrets if secret in text] == []
+    assert "Bearer BEARERTOKEN" in {r.headers.get("authorization") for r in requests}
 
 
 def test_secret_from_file(tmp_path: Path) -> None:
