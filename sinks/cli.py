@@ -155,11 +155,9 @@ def _http_server(
 
     if settings.metrics_port is None:
         return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     server = HealthServer(
-        settings.metrics_host,
-        settings.metrics_port,
-        health,
-        metrics.registry,
+        settings.metrics_host, settings.metrics_port, health, metrics.registry, token=token
     )
     server.start()
     return server

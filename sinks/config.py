@@ -287,7 +287,19 @@ class AlertsSettings(Settings):
     metrics_port: int | None = Field(
         default=9464, description="Port of /metrics, /healthz and /readyz; null = off."
     )
-    metrics_host: str = "0.0.0.0"
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address of the metrics port: loopback unless told (the chart sets 0.0.0.0).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics needs 'Authorization: Bearer <token>' (probes stay open).",
+    )
+    metrics_token_file: Path | None = Field(default=None, description="File holding the token.")
+
+    _metrics_token_file = model_validator(mode="before")(
+        lambda values: _secret_from_file(values, "metrics_token", "metrics_token_file")
+    )
     drain_timeout_s: float = Field(
         default=30.0, gt=0, description="On SIGTERM: time to finish in-flight deliveries."
     )
