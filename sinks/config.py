@@ -186,12 +186,27 @@ class AlertmanagerReceiver(_Receiver):
 
 
 class SyslogReceiver(_Receiver):
-    """RFC 5424 lines with a CEF message, over UDP or TCP (RFC 6587 octet counting)."""
+    """RFC 5424 lines with a CEF message: over TLS (RFC 5425, the collector's certificate
+    verified), TCP (RFC 6587 octet counting) or UDP. TCP and UDP are plaintext."""
 
     type: Literal["syslog"]
     host: str
-    port: int = Field(default=514, ge=1, le=65535)
-    transport: Literal["udp", "tcp"] = "tcp"
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="Default: 6514 for tls, 514 otherwise."
+    )
+    transport: Literal["tls", "tcp", "udp"] = Field(
+        default="tcp", description="tls (RFC 5425), tcp (plaintext) or udp (plaintext)."
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the collector's certificate (tls);"
+        " default: the system's CAs.",
+    )
+    server_name: str | None = Field(
+        default=None, description="Name the collector's certificate must hold; default: host."
+    )
+    cert_file: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    key_file: Path | None = Field(default=None, description="Its private key (mutual TLS).")
     facility: str = Field(default="local0", description="Syslog facility name.")
     hostname: str | None = Field(default=None, description="HOSTNAME field; default: this host.")
     app_name: str = Field(default="earwitness", max_length=48)
@@ -202,6 +217,19 @@ class SyslogReceiver(_Receiver):
         if facility not in formats.FACILITIES:
             raise ValueError(f"unknown facility; one of {sorted(formats.FACILITIES)}")
         return facility
+
+    @model_validator(mode="after")
+    def _tls_fields(self) -> SyslogReceiver:
+        tls_only = (self.ca_file, self.server_name, self.cert_file, self.key_file)
+        if self.transport != "tls" and any(v is not None for v in tls_only):
+            raise ValueError("ca_file, server_name, cert_file and key_file need transport: tls")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port or (6514 if self.transport == "tls" else 514)
 
 
 class JsonlReceiver(_Receiver):
@@ -233,6 +261,29 @@ Receiver = Annotated[
     | KafkaReceiver,
     Field(discriminator="type"),
 ]
+
+
+def plaintext_warnings(receivers: dict[str, Any]) -> list[str]:
+    """What goes out unencrypted: http:// URLs, syslog over TCP or UDP (said at start-up)."""
+    warnings = []
+    for name, receiver in receivers.items():
+        url: object = getattr(receiver, "url", None)
+        if isinstance(url, SecretStr):
+            url = url.get_secret_value()
+        if isinstance(url, str) and url.lower().startswith("http://"):
+            warnings.append(f"receiver {name}: http:// sends alerts (and any token) in the clear")
+        if isinstance(receiver, SyslogReceiver) and receiver.transport != "tls":
+            port = receiver.address[1]
+            hint = (
+                " to 6514, the syslog-over-TLS port: a TLS collector drops every line"
+                if port == 6514
+                else ""
+            )
+            warnings.append(
+                f"receiver {name}: syslog over {receiver.transport}{hint} is plaintext;"
+                " use transport: tls"
+            )
+    return warnings
 
 
 class KafkaSettings(KafkaClientSettings):
