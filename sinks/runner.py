@@ -317,6 +317,9 @@ class AlertRunner:
         batch, self._pending = self._pending, None
         if batch is None:
             return
+        logger.info(
+            "revoked %d partition(s) mid-batch: finishing and committing it", len(partitions)
+        )
         ticket = self._ticket
         wait_s = min(self._drain_left_s(), self._settings.park_after_s)
         if ticket is not None and not ticket.wait(wait_s):

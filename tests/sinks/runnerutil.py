@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from sinks.config import AlertsSettings
 from sinks.metrics import AlertMetrics
 from sinks.rules import RuleSet, parse_rules
@@ -96,3 +98,13 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> None:
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets on ``topic`` (a consumer that never joins)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = [TopicPartition(topic, p) for p in range(2)]
+        return sum(max(0, tp.offset) for tp in consumer.committed(parts, timeout=30))
+    finally:
+        consumer.close()

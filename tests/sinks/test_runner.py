@@ -23,6 +23,7 @@ from tests.sinks.runnerutil import (
     REPO,
     RULES,
     SECRET,
+    committed,
     lines,
     produce_steps,
     running,
@@ -156,18 +157,6 @@ def _spawn(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def _committed(bootstrap: str, group: str, topic: str) -> int:
-    """Sum of the group's committed offsets on ``topic`` (a consumer that never joins)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        parts = [TopicPartition(topic, p) for p in range(2)]
-        return sum(max(0, tp.offset) for tp in consumer.committed(parts, timeout=30))
-    finally:
-        consumer.close()
-
-
 def _keys(streams: list[str]) -> set[str]:
     return {
         f"{incident_id('gunshot', s, T0_NS, 0)}:{state}"
@@ -197,7 +186,7 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(
         for stream in done:
             produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
         wait_for(lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= _keys(done))
-        wait_for(lambda: _committed(kafka_bootstrap, group, topics["captions"]) == 15, 90)
+        wait_for(lambda: committed(kafka_bootstrap, group, topics["captions"]) == 15, 90)
         before = len(http_receiver.accepted())
         http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
         calls = http_receiver.calls
@@ -221,7 +210,7 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
     assert set(keys) == _keys(done) | _keys(stuck)  # none lost
     assert not set(keys[before:]) & _keys(done)  # committed before the kill: never again
-    assert _committed(kafka_bootstrap, group, topics["captions"]) == 30
+    assert committed(kafka_bootstrap, group, topics["captions"]) == 30
 
 
 def _allow_large(bootstrap: str, topic: str) -> None:
