@@ -60,6 +60,12 @@ class Alert(BaseModel):
     resolution_note: str | None = Field(
         default=None, description="Human words on the resolution, e.g. how long it was silent."
     )
+    partition: int | None = Field(
+        default=None,
+        exclude=True,
+        description="Captions partition of the incident: whose alert it is among replicas "
+        "(bookkeeping; never sent to a receiver).",
+    )
 
     @property
     def idempotency_key(self) -> str:

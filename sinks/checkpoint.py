@@ -5,6 +5,7 @@ the error rules are :mod:`earwitness.transactions`)::
 
     produce dead letters        → dead-letter topic (alerts a receiver never took, bad captions)
     produce incident changes    → compacted state topic (value, or tombstone when closed)
+    produce parked deliveries   → state topic (value when parked, tombstone once settled)
     send_offsets_to_transaction → the consumer group's offsets (next to read)
     commit_transaction
 
@@ -23,9 +24,9 @@ from confluent_kafka import Consumer
 
 from earwitness.kafka import ClientConfig
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
-from sinks.delivery import DeadLetter
 from sinks.formats import Headers
 from sinks.incidents import IncidentState
+from sinks.jobs import DeadLetter
 from sinks.state import encode
 
 CheckpointAborted = TransactionAborted
@@ -33,12 +34,13 @@ CheckpointAborted = TransactionAborted
 
 @dataclass
 class BadCaption:
-    """A caption record that did not parse; dead-lettered raw."""
+    """A caption (or state) record that did not parse; dead-lettered raw."""
 
     key: bytes | None
     value: bytes | None
     reason: str
     detail: str
+    kind: str = "caption"
 
 
 @dataclass
@@ -46,12 +48,23 @@ class Batch:
     """What one checkpoint commits."""
 
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    starts: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Offset of the batch's first record per partition: where an abort rewinds to when the
+    group has committed nothing there yet."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     bad_captions: list[BadCaption] = field(default_factory=list)
     changes: dict[str, IncidentState | None] = field(default_factory=dict)
+    state_records: dict[bytes, bytes | None] = field(default_factory=dict)
+    """Other state-topic writes: parked deliveries (value) and settled or bad ones (None)."""
 
     def empty(self) -> bool:
-        return not (self.offsets or self.dead_letters or self.bad_captions or self.changes)
+        return not (
+            self.offsets
+            or self.dead_letters
+            or self.bad_captions
+            or self.changes
+            or self.state_records
+        )
 
 
 class Checkpointer:
@@ -84,10 +97,15 @@ class Checkpointer:
             key, value, headers = dead_letter_record(letter)
             yield Record(self._dlq_topic, key, value, headers)
         for bad in batch.bad_captions:
-            raw_headers: Headers = [("ew-error", bad.reason.encode()), ("ew-kind", b"caption")]
+            raw_headers: Headers = [
+                ("ew-error", bad.reason.encode()),
+                ("ew-kind", bad.kind.encode()),
+            ]
             yield Record(self._dlq_topic, bad.key, bad.value, raw_headers)
         for state_key, state in batch.changes.items():
             yield Record(self._state_topic, state_key.encode(), encode(state))
+        for raw_key, raw_value in batch.state_records.items():
+            yield Record(self._state_topic, raw_key, raw_value)
 
 
 def dead_letter_record(letter: DeadLetter) -> tuple[bytes, bytes, Headers]:

@@ -5,7 +5,9 @@ Two actions try rules without running anything:
 * ``earwitness alerts eval --rules R --corpus C``: score rules on a labelled corpus
   (:mod:`sinks.evaluate`);
 * ``earwitness alerts explain --caption TEXT``: which rules match a caption, and why
-  (:mod:`sinks.explain`).
+  (:mod:`sinks.explain`);
+* ``earwitness alerts test-receiver NAME --config FILE``: send a marked test alert (firing,
+  then resolved) to one receiver (:mod:`sinks.testreceiver`).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT drain), 2 for invalid configuration or
 rules, 1 for a fatal runtime error (the orchestrator restarts the process); ``eval`` exits 1
@@ -37,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     _eval_arguments(actions.add_parser("eval", help="score rules on a labelled caption corpus"))
     _explain_arguments(actions.add_parser("explain", help="which rules match a caption, and why"))
+    _test_receiver_arguments(
+        actions.add_parser("test-receiver", help="send a marked test alert to one receiver")
+    )
 
 
 def _eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +61,11 @@ def _explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per rule")
 
 
+def _test_receiver_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="the receiver's name in the settings")
+    parser.add_argument("--config", type=Path, required=True, help="alerts settings (YAML/TOML)")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "eval":
         from sinks import evaluate
@@ -65,8 +75,15 @@ def run(args: argparse.Namespace) -> int:
         from sinks import explain
 
         return explain.run(args)
+    if args.action == "test-receiver":
+        from sinks import testreceiver
+
+        return testreceiver.run(args)
     if args.config is None:
-        logger.error("earwitness alerts: --config FILE is required (or an action: eval, explain)")
+        logger.error(
+            "earwitness alerts: --config FILE is required"
+            " (or an action: eval, explain, test-receiver)"
+        )
         return 2
     return _run_service(args)
 
@@ -88,6 +105,10 @@ def _run_service(args: argparse.Namespace) -> int:
         len(settings.receivers),
         ", ".join(settings.receivers),
     )
+    from sinks.config import plaintext_warnings
+
+    for warning in plaintext_warnings(settings.receivers):
+        logger.warning("%s", warning)
     if args.check:
         return 0
     try:
@@ -138,11 +159,9 @@ def _http_server(
 
     if settings.metrics_port is None:
         return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     server = HealthServer(
-        settings.metrics_host,
-        settings.metrics_port,
-        health,
-        metrics.registry,
+        settings.metrics_host, settings.metrics_port, health, metrics.registry, token=token
     )
     server.start()
     return server

@@ -8,10 +8,12 @@ Threads and owners::
                   └── its Sender (socket, HTTP client, file, producer)
 
 The runner hands a batch of (alert, receiver) jobs to :meth:`Dispatcher.dispatch` and gets a
-:class:`Ticket`; each worker delivers its jobs in order and marks them done on the ticket,
-either delivered or dead-lettered (with the reason). The runner commits the batch's offsets
-only once the ticket is complete. ``stop()`` interrupts backoff sleeps; a job abandoned that
-way never completes its ticket, so its captions are redelivered after a restart.
+:class:`~sinks.jobs.Ticket`; each worker delivers its jobs in order and marks them done on the
+ticket, either delivered or dead-lettered (with the reason). The runner commits the batch's
+offsets once the ticket is complete, or after parking what a receiver did not take in
+``park_after_s`` (:mod:`sinks.jobs`: parked jobs are committed to the state topic and retried
+by their receiver's thread alone). ``stop()`` interrupts backoff sleeps; a job abandoned that
+way is redelivered after a restart (from its captions, or from its parked record).
 
 Backoff before attempt ``n + 1``: uniform in ``[0, min(backoff_max_s, backoff_initial_s·2ⁿ⁻¹)]``
 ("full jitter"), at least the receiver's ``Retry-After`` when it sent one.
@@ -24,56 +26,18 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 from sinks.alerts import Alert
 from sinks.config import Receiver, RetryPolicy
 from sinks.errors import DeliveryFailed, DeliveryRejected
+from sinks.jobs import DeadLetter, Job, Ticket
 from sinks.metrics import AlertMetrics
 from sinks.rules import RuleSet
 from sinks.senders import Sender
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """An alert a receiver did not take, and why."""
-
-    alert: Alert
-    receiver: str
-    reason: str
-    detail: str
-    attempts: int
-
-
-class Ticket:
-    """Counts down the jobs of one batch; collects their dead letters. Thread-safe."""
-
-    def __init__(self, jobs: int) -> None:
-        self._remaining = jobs
-        self._done = threading.Condition()
-        self.dead_letters: list[DeadLetter] = []
-
-    def finish(self, dead_letter: DeadLetter | None = None) -> None:
-        with self._done:
-            if dead_letter is not None:
-                self.dead_letters.append(dead_letter)
-            self._remaining -= 1
-            self._done.notify_all()
-
-    def wait(self, timeout_s: float) -> bool:
-        """True once every job is delivered or dead-lettered."""
-        with self._done:
-            return self._done.wait_for(lambda: self._remaining <= 0, timeout_s)
-
-
-@dataclass(frozen=True)
-class Job:
-    alert: Alert
-    ticket: Ticket
-    handed_at: float = field(default_factory=time.monotonic)
 
 
 def backoff_s(policy: RetryPolicy, attempt: int, rng: random.Random, hint_s: float | None) -> float:
@@ -112,6 +76,10 @@ class ReceiverWorker:
         if self._thread.is_alive():
             logger.warning("delivery thread %s still busy after %.1fs", self.name, timeout_s)
 
+    def alive(self) -> bool:
+        """False once the thread has ended (it only ends on ``stop()``)."""
+        return self._thread.is_alive() or not self._thread.ident
+
     def _run(self) -> None:
         try:
             while (job := self._jobs.get()) is not None and not self._stopping.is_set():
@@ -121,19 +89,35 @@ class ReceiverWorker:
 
     def _deliver(self, job: Job) -> None:
         for attempt in range(1, self._policy.max_attempts + 1):
-            try:
-                self._sender.send(job.alert)
-            except DeliveryRejected as exc:
-                self._dead_letter(job, exc.reason, exc.detail, attempt)
+            failure = self._attempt(job)
+            if failure is None:
+                self._metrics.deliveries.labels(self.name, "ok").inc()
+                self._metrics.latency.labels(self.name).observe(time.monotonic() - job.handed_at)
+                job.ticket.finish(job)
                 return
-            except DeliveryFailed as exc:
-                if not self._after_failure(job, exc, attempt):
-                    return
-                continue
-            self._metrics.deliveries.labels(self.name, "ok").inc()
-            self._metrics.latency.labels(self.name).observe(time.monotonic() - job.handed_at)
-            job.ticket.finish()
-            return
+            if isinstance(failure, DeliveryRejected):
+                self._dead_letter(job, failure.reason, failure.detail, attempt)
+                return
+            if not self._after_failure(job, failure, attempt):
+                return
+
+    def _attempt(self, job: Job) -> DeliveryFailed | DeliveryRejected | None:
+        """One send; every error becomes a failure, so this thread never dies of one.
+
+        A sender translates its foreign errors; anything it missed (a library's surprise, a
+        bug) counts as a retryable ``unexpected`` failure, logged by type only (its message
+        may hold the URL), and ends as a retry or a dead letter like any other.
+        """
+        try:
+            self._sender.send(job.alert)
+        except (DeliveryRejected, DeliveryFailed) as exc:
+            return exc
+        except Exception as exc:  # see the docstring
+            logger.error(
+                "receiver %s: unexpected %s from its sender", self.name, type(exc).__name__
+            )
+            return DeliveryFailed("unexpected", type(exc).__name__)
+        return None
 
     def _after_failure(self, job: Job, exc: DeliveryFailed, attempt: int) -> bool:
         """Count, then back off; False when the job is finished (dead) or abandoned (stop)."""
@@ -164,11 +148,16 @@ class ReceiverWorker:
             reason,
         )
         self._metrics.deliveries.labels(self.name, "dead_lettered").inc()
-        job.ticket.finish(DeadLetter(job.alert, self.name, reason, detail, attempts))
+        job.ticket.finish(job, DeadLetter(job.alert, self.name, reason, detail, attempts))
 
 
 class Dispatcher:
-    """Routes alerts to receivers and owns one :class:`ReceiverWorker` per receiver."""
+    """Routes alerts to receivers and owns one :class:`ReceiverWorker` per receiver.
+
+    It also keeps the parked jobs (:mod:`sinks.jobs`) still outstanding per receiver: while a
+    receiver has any, its new jobs are parked at once (the batch does not wait for a receiver
+    known to be down), and it hands the ones that settled to the poll loop (``take_settled``).
+    """
 
     def __init__(
         self,
@@ -179,10 +168,15 @@ class Dispatcher:
     ) -> None:
         self._receivers = receivers
         self._rules = rules
+        self._metrics = metrics
         self._workers = {
             name: ReceiverWorker(name, senders[name], receivers[name].retry, metrics)
             for name in receivers
         }
+        self._lock = threading.Lock()  # guards _outstanding (poll loop and delivery threads)
+        # idempotency keys of parked jobs not finished yet (a re-send repeats a key)
+        self._outstanding: dict[str, Counter[str]] = {name: Counter() for name in receivers}
+        self._settled: queue.SimpleQueue[tuple[Job, DeadLetter | None]] = queue.SimpleQueue()
 
     def start(self) -> None:
         for worker in self._workers.values():
@@ -196,14 +190,84 @@ class Dispatcher:
         return [n for n in names if rank >= self._receivers[n].min_severity.rank]
 
     def dispatch(self, jobs: list[tuple[Alert, str]]) -> Ticket:
-        ticket = Ticket(len(jobs))
+        ticket = Ticket(self._settle)
         for alert, name in jobs:
-            self._workers[name].submit(Job(alert, ticket))
+            job = Job(alert, name, ticket)
+            with self._lock:
+                degraded = bool(self._outstanding[name])
+                ticket.add(job, parked=degraded)
+                if degraded:
+                    self._hold(job)
+            self._workers[name].submit(job)
         return ticket
+
+    def park(self, ticket: Ticket) -> list[Job]:
+        """Park the ticket's unfinished jobs; returns every parked job of the ticket."""
+        with self._lock:
+            for job in ticket.park():
+                self._hold(job)
+        for name in {job.receiver for job in ticket.parked}:
+            logger.warning(
+                "receiver %s: deliveries parked (%d outstanding); other receivers go on",
+                name,
+                self._outstanding[name].total(),
+            )
+        return ticket.parked
+
+    def resume(self, parked: Iterable[tuple[str, Alert]]) -> None:
+        """Deliveries parked before a restart or rebalance; those already queued are skipped,
+        those of a receiver no longer configured settle at once as dead letters."""
+        ticket = Ticket(self._settle)
+        for name, alert in parked:
+            job = Job(alert, name, ticket)
+            with self._lock:
+                if name in self._outstanding and alert.idempotency_key in self._outstanding[name]:
+                    continue
+                ticket.add(job, parked=True)
+                if name not in self._workers:
+                    letter = DeadLetter(alert, name, "receiver_removed", "not configured", 0)
+                    self._settled.put((job, letter))
+                    continue
+                self._hold(job)
+            self._workers[name].submit(job)
+
+    def degraded(self, name: str) -> bool:
+        """The receiver has parked jobs outstanding (it was down not long ago, or still is)."""
+        with self._lock:
+            return bool(self._outstanding[name])
+
+    def take_settled(self) -> list[tuple[Job, DeadLetter | None]]:
+        """Parked jobs finished since the last call (poll loop)."""
+        settled = []
+        while True:
+            try:
+                settled.append(self._settled.get_nowait())
+            except queue.Empty:
+                return settled
+
+    def alive(self) -> bool:
+        """Every delivery thread is running (health turns 503 otherwise)."""
+        return all(worker.alive() for worker in self._workers.values())
 
     def stop(self, timeout_s: float = 5.0) -> None:
         for worker in self._workers.values():
             worker.stop(timeout_s)
+
+    def _hold(self, job: Job) -> None:
+        """Count a parked job as outstanding. Caller holds ``_lock``."""
+        held = self._outstanding[job.receiver]
+        held[job.alert.idempotency_key] += 1
+        self._metrics.parked.labels(job.receiver).set(held.total())
+
+    def _settle(self, job: Job, dead_letter: DeadLetter | None) -> None:
+        """A parked job finished (delivery thread)."""
+        with self._lock:
+            held = self._outstanding[job.receiver]
+            held[job.alert.idempotency_key] -= 1
+            if held[job.alert.idempotency_key] <= 0:
+                del held[job.alert.idempotency_key]
+            self._metrics.parked.labels(job.receiver).set(held.total())
+        self._settled.put((job, dead_letter))
 
 
 class Resender:

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 
@@ -36,6 +36,7 @@ PRODUCT_VERSION = "0.1.0"
 SD_ID = "earwitness@32473"  # 32473: the example enterprise number of RFC 5612
 CEF_MSG_MAX_CHARS = 1023  # ArcSight's limit on the msg extension
 WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_KEY_MIN_BYTES = 24  # Standard Webhooks: 24 to 64 bytes
 
 # --- Standard Webhooks -----------------------------------------------------------------------
 
@@ -48,8 +49,8 @@ def webhook_key(secret: str) -> bytes:
         key = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
     except binascii.Error as exc:
         raise ValueError("the part after whsec_ is not valid base64") from exc
-    if len(key) < 16:
-        raise ValueError("a webhook secret needs at least 16 bytes of key")
+    if len(key) < WEBHOOK_KEY_MIN_BYTES:
+        raise ValueError(f"a webhook secret needs at least {WEBHOOK_KEY_MIN_BYTES} bytes of key")
     return key
 
 
@@ -60,28 +61,51 @@ def webhook_signature(key: bytes, msg_id: str, timestamp_s: int, body: bytes) ->
     return "v1," + base64.b64encode(digest).decode()
 
 
-def webhook_headers(key: bytes, msg_id: str, timestamp_s: int, body: bytes) -> dict[str, str]:
+def webhook_headers(
+    key: bytes | Iterable[bytes], msg_id: str, timestamp_s: int, body: bytes
+) -> dict[str, str]:
+    """Standard Webhooks headers; several keys (a rotation) give several signatures,
+    space-separated, so receivers holding either key verify."""
+    keys = [key] if isinstance(key, bytes) else list(key)
+    signatures = " ".join(webhook_signature(k, msg_id, timestamp_s, body) for k in keys)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp_s),
-        "webhook-signature": webhook_signature(key, msg_id, timestamp_s, body),
+        "webhook-signature": signatures,
         "content-type": "application/json",
     }
 
 
 def verify_webhook(
-    secret: str, headers: Mapping[str, str], body: bytes, now_s: int, tolerance_s: int = 300
+    secret: str | Iterable[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now_s: int,
+    tolerance_s: int = 300,
 ) -> bool:
-    """What a receiver does: recompute the signature, compare in constant time, check age."""
+    """What a receiver does: recompute the signature, compare in constant time, check age.
+
+    ``secret`` may be several (a receiver in the middle of a rotation); any match verifies.
+    False, never an exception, for malformed headers; a malformed secret matches nothing.
+    """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    keys = [key for key in map(_key_or_none, secrets) if key is not None]
     try:
         msg_id, timestamp = headers["webhook-id"], int(headers["webhook-timestamp"])
         offered = headers["webhook-signature"].split()
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, AttributeError, TypeError):
         return False
     if abs(now_s - timestamp) > tolerance_s:
         return False
-    expected = webhook_signature(webhook_key(secret), msg_id, timestamp, body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+    expected = [webhook_signature(key, msg_id, timestamp, body) for key in keys]
+    return any(hmac.compare_digest(e, candidate) for e in expected for candidate in offered)
+
+
+def _key_or_none(secret: str) -> bytes | None:
+    try:
+        return webhook_key(secret)
+    except (ValueError, AttributeError):
+        return None
 
 
 def webhook_body(alert: Alert) -> bytes:
@@ -107,8 +131,9 @@ def slack_payload(alert: Alert) -> bytes:
         detail = f"{detail}\n*Evidence:* {_slack_escape(evidence)}"
     if alert.resolution is not None:
         detail = f"*Resolved:* {_slack_escape(resolution_text(alert))}\n{detail}"
+    headline = _slack_escape(headline)  # the fallback text is mrkdwn too: <!channel> works there
     blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(headline)}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
         {"type": "section", "text": {"type": "mrkdwn", "text": detail[:2900]}},
         {
             "type": "context",

@@ -71,9 +71,13 @@ class Status(StrEnum):
 
 
 class IncidentState(BaseModel):
-    """Everything needed to continue an incident after a restart."""
+    """Everything needed to continue an incident after a restart.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Fields a newer runner adds are ignored (``extra="ignore"``), so an older one reads its
+    state during a rolling upgrade or a rollback instead of calling the record bad.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     rule_id: str
     stream_id: str
@@ -200,11 +204,22 @@ class IncidentTracker:
         changes, self._changes = self._changes, {}
         return changes
 
-    def restore(self, states: dict[str, IncidentState]) -> list[Alert]:
-        """Replace all state; firing incidents of rules no longer in the file resolve now."""
+    def restore(
+        self, states: dict[str, IncidentState], owned: Container[int] | None = None
+    ) -> list[Alert]:
+        """Replace all state; firing incidents of rules no longer in the file resolve now.
+
+        With ``owned`` (the captions partitions this runner holds), only the incidents of
+        those partitions are kept: every replica reads the whole state topic, and one that
+        kept another's incidents would re-send (re-open) them after their owner resolved them.
+        A state written before partitions were recorded (``partition`` None) belongs to
+        whoever holds partition 0.
+        """
         self._states, self._changes = {}, {}
         alerts: list[Alert] = []
         for key, state in states.items():
+            if owned is not None and (state.partition or 0) not in owned:
+                continue
             rule = self._rules.by_id.get(state.rule_id)
             if rule is not None:
                 self._states[key] = state
@@ -369,6 +384,7 @@ def _alert(
         last_event_id=state.last_event_id,
         resolution=resolution,
         resolution_note=note,
+        partition=state.partition,
     )
 
 

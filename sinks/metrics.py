@@ -11,6 +11,8 @@
                                                   ``failed`` (an attempt), ``retried``,
                                                   ``dead_lettered``
 ``earwitness_alerts_delivery_latency_seconds``    hand-off to delivered, retries included
+``earwitness_alerts_parked_deliveries{receiver}`` deliveries parked (receiver down): in the
+                                                  state topic, retried by that receiver alone
 ``earwitness_alerts_checkpoints_total{result}``   transactions committed / aborted
 ================================================  =========================================
 
@@ -57,6 +59,12 @@ class AlertMetrics:
             "Seconds from hand-off to delivery.",
             ["receiver"],
             buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.parked = Gauge(
+            "earwitness_alerts_parked_deliveries",
+            "Deliveries parked in the state topic, still being retried.",
+            ["receiver"],
             registry=r,
         )
         self.checkpoints = Counter(

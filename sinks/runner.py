@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 from pydantic import ValidationError
 
 from earwitness.events import CaptionEvent
@@ -43,8 +43,9 @@ from sinks import state as state_store
 from sinks.alerts import Alert
 from sinks.checkpoint import BadCaption, Batch, CheckpointAborted, Checkpointer
 from sinks.config import AlertsSettings
-from sinks.delivery import Dispatcher, Resender, Ticket
+from sinks.delivery import Dispatcher, Resender
 from sinks.incidents import IncidentTracker
+from sinks.jobs import Ticket
 from sinks.metrics import AlertMetrics
 from sinks.rules import RuleSet
 from sinks.senders import Sender, build_sender
@@ -70,6 +71,7 @@ class AlertRunner:
         self._wall_clock_ns = wall_clock_ns
         self._tracker = IncidentTracker(rules, settings.stale_grace_s)
         self._at_end: set[int] = set()  # captions partitions read to their end (EOF seen last)
+        self.partitions: frozenset[int] = frozenset()  # held now; their incidents are ours
         self._stopping = threading.Event()
         self._drain_deadline = float("inf")
         self._client = self._kafka.client_config()
@@ -89,6 +91,7 @@ class AlertRunner:
         self._pending: Batch | None = None
         self._ticket: Ticket | None = None
         self._carry: list[Alert] = []
+        self._bad_state: list[state_store.BadRecord] = []
         self._next_tick = 0.0
 
     def stop(self) -> None:
@@ -132,6 +135,7 @@ class AlertRunner:
             self._kafka.batch_max_events, self._kafka.batch_wait_ms / 1000
         )
         batch = Batch()
+        self._settle_parked(batch)
         alerts = self._take_carry()
         for msg in messages:
             alerts.extend(self._observe(msg, batch))
@@ -146,6 +150,7 @@ class AlertRunner:
         topic, partition, offset = position(msg)
         self._at_end.discard(partition)
         batch.offsets[(topic, partition)] = offset + 1
+        batch.starts.setdefault((topic, partition), offset)
         try:
             event = CaptionEvent.from_json(msg.value() or b"")
         except (ValidationError, ValueError) as exc:
@@ -192,7 +197,23 @@ class AlertRunner:
             self._count(stale)
             alerts = alerts + stale
             resends = self._resender.due(self._tracker.firing(), self._dispatcher.route, now)
+            # a receiver with parked deliveries is down or just back: re-sends would only queue
+            resends = [(a, n) for a, n in resends if not self._dispatcher.degraded(n)]
         return [(a, n) for a in alerts for n in self._dispatcher.route(a)] + resends
+
+    def _settle_parked(self, batch: Batch) -> None:
+        """Parked deliveries that finished: delete their records; dead letters if they died.
+        Also state records that did not parse: dead-lettered raw and deleted."""
+        for job, letter in self._dispatcher.take_settled():
+            batch.state_records[state_store.parked_key(job).encode()] = None
+            if letter is not None:
+                batch.dead_letters.append(letter)
+        bad, self._bad_state = self._bad_state, []
+        for record in bad:
+            batch.bad_captions.append(
+                BadCaption(record.key, record.value, "invalid_state", record.detail, "state")
+            )
+            batch.state_records[record.key or b""] = None
 
     def _take_carry(self) -> list[Alert]:
         carry, self._carry = self._carry, []
@@ -201,27 +222,36 @@ class AlertRunner:
     def _finish(self, batch: Batch, ticket: Ticket | None) -> None:
         """Wait for deliveries (polling, paused), then checkpoint. Poll-loop thread only."""
         self._pending, self._ticket = batch, ticket
-        if ticket is not None and not self._await(ticket):
-            return
+        if ticket is not None:
+            self._await(ticket)
         if self._pending is batch:  # a revocation may have committed it already
             self._pending = None
-            batch.dead_letters = ticket.dead_letters if ticket else []
+            self._seal(batch, ticket)
             self._commit(batch)
 
-    def _await(self, ticket: Ticket) -> bool:
-        """Keep polling, partitions paused, until the ticket completes or the drain times out."""
-        assignment = self._consumer.assignment()
-        self._consumer.pause(assignment)
+    def _await(self, ticket: Ticket) -> None:
+        """Keep polling, partitions paused, until the ticket completes; what is not delivered
+        after ``park_after_s`` (or when the drain on SIGTERM runs out) is parked."""
+        park_at = time.monotonic() + self._settings.park_after_s
+        self._consumer.pause(self._consumer.assignment())
         try:
             while not ticket.wait(_WAIT_POLL_S):
-                self.health.beat()
-                if time.monotonic() > self._drain_deadline:
-                    logger.warning("drain timed out; uncommitted captions will be consumed again")
-                    return False
+                if self._dispatcher.alive():  # a dead delivery thread must show in /healthz
+                    self.health.beat()
+                if time.monotonic() >= min(park_at, self._drain_deadline):
+                    self._dispatcher.park(ticket)
                 self._poll_paused()
-            return True
         finally:
             self._consumer.resume(self._consumer.assignment())
+
+    def _seal(self, batch: Batch, ticket: Ticket | None) -> None:
+        """The ticket's outcome into the batch: dead letters, parked deliveries' records."""
+        if ticket is None:
+            return
+        batch.dead_letters.extend(ticket.dead_letters)
+        for job in ticket.parked:
+            key = state_store.parked_key(job).encode()
+            batch.state_records[key] = state_store.parked_record(job)
 
     def _poll_paused(self) -> None:
         """Serve heartbeats and callbacks; a record that slips through is rewound, not lost."""
@@ -238,19 +268,25 @@ class AlertRunner:
             self._checkpointer.commit(batch, self._consumer)
         except CheckpointAborted:
             self._metrics.checkpoints.labels("aborted").inc()
-            self._rewind()
+            self._rewind(batch)
             return
         self._metrics.checkpoints.labels("committed").inc()
         for rule_id, count in self._tracker.open_count().items():
             self._metrics.incidents_open.labels(rule_id).set(count)
 
-    def _rewind(self) -> None:
-        """Back to the last committed offsets and state, to redo the aborted batch."""
+    def _rewind(self, batch: Batch) -> None:
+        """Back to the last committed offsets and state, to redo the aborted batch. Where the
+        group committed nothing yet (a new group), back to the batch's first record."""
         assignment = self._consumer.assignment()
         self._at_end.clear()
-        for tp in self._consumer.committed(assignment, timeout=30):
-            if tp.offset >= 0:
-                self._consumer.seek(tp)
+        for committed in self._consumer.committed(assignment, timeout=30):
+            target = committed
+            if committed.offset < 0:
+                start = batch.starts.get((committed.topic, committed.partition))
+                if start is None:
+                    continue  # nothing consumed there since the start: nothing to redo
+                target = TopicPartition(committed.topic, committed.partition, start)
+            self._consumer.seek(target)
         self._restore_state()
 
     # --- rebalance and shutdown -------------------------------------------------------------
@@ -258,21 +294,38 @@ class AlertRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         logger.info("assigned %d partition(s); loading incident state", len(partitions))
         self._at_end.clear()
+        self.partitions = frozenset(tp.partition for tp in partitions)
+        if self._kafka.start_at == "end":
+            consumer.assign(self._new_at_end(consumer, partitions))
         self._restore_state()
         self.health.assigned = bool(partitions)
 
+    @staticmethod
+    def _new_at_end(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """The assignment with partitions the group never committed starting at their end
+        (``auto.offset.reset`` stays ``earliest`` for offsets that fell out of retention)."""
+        committed = consumer.committed(partitions, timeout=30)
+        return [
+            TopicPartition(tp.topic, tp.partition, OFFSET_END if tp.offset < 0 else tp.offset)
+            for tp in committed
+        ]
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.health.assigned = False
+        self.partitions = frozenset()
         self._at_end.clear()
         batch, self._pending = self._pending, None
         if batch is None:
             return
+        logger.info(
+            "revoked %d partition(s) mid-batch: finishing and committing it", len(partitions)
+        )
         ticket = self._ticket
-        if ticket is None or ticket.wait(self._drain_left_s()):
-            batch.dead_letters = ticket.dead_letters if ticket else []
-            self._commit(batch)
-        else:
-            logger.warning("revoked with deliveries in flight; the next owner redoes them")
+        wait_s = min(self._drain_left_s(), self._settings.park_after_s)
+        if ticket is not None and not ticket.wait(wait_s):
+            self._dispatcher.park(ticket)  # the next owner resumes them from the state topic
+        self._seal(batch, ticket)
+        self._commit(batch)
 
     def _drain_left_s(self) -> float:
         if not self._stopping.is_set():
@@ -280,9 +333,22 @@ class AlertRunner:
         return max(0.0, self._drain_deadline - time.monotonic())
 
     def _restore_state(self) -> None:
-        states = state_store.load_state(self._client, self._kafka.state_topic)
-        self._carry.extend(self._tracker.restore(states))
-        logger.info("restored %d open incident(s)", len(states))
+        stored = state_store.load(self._client, self._kafka.state_topic)
+        self._carry.extend(self._tracker.restore(stored.incidents, self.partitions))
+        parked = [
+            (p.receiver, p.alert)
+            for p in stored.parked.values()
+            if (p.alert.partition or 0) in self.partitions
+        ]
+        self._dispatcher.resume(parked)
+        if 0 in self.partitions:  # one replica deals with records that do not parse
+            self._bad_state = list(stored.bad.values())
+        logger.info(
+            "partition(s) %s: %d open incident(s), %d parked deliveries resumed",
+            sorted(self.partitions),
+            len(self._tracker.firing()),
+            len(parked),
+        )
 
     def _close(self) -> None:
         logger.info("alert runner stopping")

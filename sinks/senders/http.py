@@ -7,6 +7,7 @@ carries an ``Idempotency-Key`` header; URLs and secrets are never logged.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ import httpx
 
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver
+from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, redact_urls
 from sinks.errors import DeliveryFailed, DeliveryRejected
 
 _RETRYABLE = {408, 425, 429}
@@ -24,7 +25,8 @@ Encoder = Callable[[Alert], tuple[bytes, dict[str, str]]]
 
 
 class _Redact(logging.Filter):
-    """Blanks secrets (Slack URLs, tokens) out of ``httpx``'s own request log lines."""
+    """Blanks secrets out of ``httpx``'s own request log lines (``HTTP Request: POST <url>``):
+    registered secrets (Slack URLs, tokens), and every URL's userinfo and query string."""
 
     def __init__(self) -> None:
         super().__init__("earwitness-redact")
@@ -33,8 +35,9 @@ class _Redact(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = message
-        for secret in self.secrets:
+        for secret in sorted(self.secrets, key=len, reverse=True):
             redacted = redacted.replace(secret, "**********")
+        redacted = redact_urls(redacted)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
@@ -43,12 +46,14 @@ class _Redact(logging.Filter):
 _REDACT = _Redact()
 
 
-def redact_in_http_logs(secret: str) -> None:
-    """Register a secret with the filter on the ``httpx`` logger (added once, at first use)."""
-    logger = logging.getLogger("httpx")
-    if _REDACT not in logger.filters:
-        logger.addFilter(_REDACT)
-    _REDACT.secrets.add(secret)
+def redact_in_http_logs(*secrets: str) -> None:
+    """Register secrets with the filter on the ``httpx`` and ``httpcore`` loggers (added once,
+    at first use; URLs' userinfo and query are redacted from then on even when unregistered)."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACT not in logger.filters:
+            logger.addFilter(_REDACT)
+    _REDACT.secrets.update(s for s in secrets if s)
 
 
 class HttpSender:
@@ -68,6 +73,10 @@ class HttpSender:
             raise DeliveryFailed("timeout", type(exc).__name__) from exc
         except httpx.TransportError as exc:
             raise DeliveryFailed("connect", type(exc).__name__) from exc
+        except httpx.HTTPError as exc:  # e.g. DecodingError: a body that does not decode
+            raise DeliveryFailed("http_error", type(exc).__name__) from exc
+        except httpx.InvalidURL as exc:  # start-up validation should have caught it
+            raise DeliveryRejected("invalid_url", type(exc).__name__) from exc
         _check(response)
 
     def close(self) -> None:
@@ -85,28 +94,53 @@ def _check(response: httpx.Response) -> None:
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    """``Retry-After`` in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def build(receiver: WebhookReceiver | SlackReceiver | AlertmanagerReceiver) -> HttpSender:
     timeout_s = receiver.retry.timeout_s
     if isinstance(receiver, WebhookReceiver):
+        redact_in_http_logs(*_url_secrets(receiver.url))
         return HttpSender(receiver.url, _webhook_encoder(receiver), timeout_s)
     if isinstance(receiver, SlackReceiver):
         url = receiver.url.get_secret_value()
         redact_in_http_logs(url)
         return HttpSender(url, _slack, timeout_s)
-    url = receiver.url.rstrip("/") + "/api/v2/alerts"
+    token = receiver.token.get_secret_value() if receiver.token else ""
+    redact_in_http_logs(token, *_url_secrets(receiver.url))
+    url = _with_path(receiver.url, "/api/v2/alerts")
     return HttpSender(url, _alertmanager_encoder(receiver), timeout_s)
 
 
+def _url_secrets(url: str) -> list[str]:
+    """The parts of a URL that may be credentials: password, user, query string."""
+    parsed = httpx.URL(url)
+    parts = [parsed.password or "", parsed.username, parsed.query.decode()]
+    return [p for p in parts if len(p) >= 4]  # too short to be a secret; would blank words
+
+
+def _with_path(base: str, suffix: str) -> str:
+    """``base`` with ``suffix`` appended to its path (query string kept in its place)."""
+    parsed = httpx.URL(base)
+    return str(parsed.copy_with(path=parsed.path.rstrip("/") + suffix))
+
+
 def _webhook_encoder(receiver: WebhookReceiver) -> Encoder:
-    key = formats.webhook_key(receiver.secret.get_secret_value())
+    keys = receiver.signing_keys()
 
     def encode(alert: Alert) -> tuple[bytes, dict[str, str]]:
         body = formats.webhook_body(alert)
-        return body, formats.webhook_headers(key, alert.idempotency_key, int(time.time()), body)
+        return body, formats.webhook_headers(keys, alert.idempotency_key, int(time.time()), body)
 
     return encode
 

@@ -498,7 +498,8 @@ def test_values_schema_names_real_settings() -> None:
     ("component", "model", "set_by_chart"),
     [
         ("analyzer", AnalyzerSettings, {"failpoints"}),
-        ("alerts", AlertsSettings, {"rules_path"}),
+        # metrics_token is a secret: not in a ConfigMap; metrics_token_file points at a Secret
+        ("alerts", AlertsSettings, {"rules_path", "metrics_token"}),
     ],
 )
 def test_the_values_schema_takes_every_setting_key_for_key(

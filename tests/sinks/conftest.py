@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
@@ -27,3 +27,12 @@ def http_receiver() -> Iterator[Receiver]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+@pytest.fixture
+def topics(new_topic: Callable[..., str]) -> dict[str, str]:
+    return {
+        "captions": new_topic(partitions=2),
+        "state": new_topic(config={"cleanup.policy": "compact"}),
+        "dlq": new_topic(),
+    }

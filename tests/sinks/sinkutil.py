@@ -92,6 +92,8 @@ class Receiver:
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     check: Callable[[Received], int | None] | None = None
+    reply: Callable[[int], tuple[dict[str, str], bytes]] | None = None
+    """Headers and body of the reply to call number n (1-based); default: no header, ``ok``."""
 
     @property
     def url(self) -> str:
@@ -118,10 +120,13 @@ def handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
                     status = receiver.check(request) or 200
                 if status < 300:
                     receiver.received.append(request)
+                headers, body = receiver.reply(receiver.calls) if receiver.reply else ({}, b"ok")
             self.send_response(status)
-            self.send_header("content-length", "2")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             return

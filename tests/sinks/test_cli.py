@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sinks import cli
+from tests.sinks.sinkutil import Receiver
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -91,3 +92,45 @@ def test_explain_json_and_config(capsys: pytest.CaptureFixture[str], tmp_path: P
         ("bang", False, "negated by 'no'"),
         ("bang", True, None),
     ]
+
+
+# --- test-receiver --------------------------------------------------------------------------
+
+
+def _hook_config(tmp_path: Path, url: str) -> Path:
+    secret = "whsec_" + "QUJD" * 8
+    (tmp_path / "rules.yaml").write_text("rules:\n  - {id: bang, match: {any: [bang]}}\n")
+    config = tmp_path / "alerts.yaml"
+    hook = {"type": "webhook", "url": url, "secret": secret, "retry": {"timeout_s": 5}}
+    config.write_text(json.dumps({"rules_path": "rules.yaml", "receivers": {"ops": hook}}))
+    return config
+
+
+def test_test_receiver_sends_a_marked_firing_then_resolved(
+    http_receiver: Receiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _hook_config(tmp_path, http_receiver.url)
+    code, out = _main(["test-receiver", "ops", "--config", str(config)], capsys)
+    assert code == 0
+    bodies = [r.json()["data"] for r in http_receiver.accepted()]  # type: ignore[index]
+    assert [(b["rule_id"], b["state"], b["labels"]) for b in bodies] == [
+        ("earwitness-test", "firing", {"test": "true"}),
+        ("earwitness-test", "resolved", {"test": "true"}),
+    ]
+    assert bodies[0]["alert_id"] == bodies[1]["alert_id"]
+    assert "test alert" in bodies[0]["description"]
+    assert out.count("test alert delivered") == 2
+    # a second run is a new incident: receivers that dedupe still show it
+    _main(["test-receiver", "ops", "--config", str(config)], capsys)
+    assert len({r.json()["data"]["alert_id"] for r in http_receiver.accepted()}) == 2  # type: ignore[index]
+
+
+def test_test_receiver_reports_a_failure_and_an_unknown_name(
+    http_receiver: Receiver, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    http_receiver.status = 503
+    config = _hook_config(tmp_path, http_receiver.url)
+    code, out = _main(["test-receiver", "ops", "--config", str(config)], capsys)
+    assert (code, out) == (1, "ops: firing test alert failed: http_503 (Service Unavailable)\n")
+    code, _ = _main(["test-receiver", "pager", "--config", str(config)], capsys)
+    assert code == 2

@@ -29,10 +29,48 @@ def test_webhook_signature_matches_an_independent_hmac() -> None:
     assert not formats.verify_webhook(SECRET, headers, body, now_s=1_700_001_000)
 
 
-@pytest.mark.parametrize("secret", ["abc", "whsec_***", "whsec_" + base64.b64encode(b"x").decode()])
+BAD_SECRETS = [
+    "abc",
+    "whsec_***",
+    "whsec_" + base64.b64encode(b"x").decode(),
+    "whsec_" + base64.b64encode(b"k" * 23).decode(),  # Standard Webhooks: at least 24 bytes
+]
+
+
+@pytest.mark.parametrize("secret", BAD_SECRETS)
 def test_bad_webhook_secrets(secret: str) -> None:
     with pytest.raises(ValueError, match=r"secret|base64"):
         formats.webhook_key(secret)
+
+
+@pytest.mark.parametrize("secret", BAD_SECRETS)
+def test_verify_with_a_malformed_secret_is_false_not_an_exception(secret: str) -> None:
+    body = formats.webhook_body(sample_alert())
+    headers = formats.webhook_headers(formats.webhook_key(SECRET), "m", 1_700_000_000, body)
+    assert formats.verify_webhook(secret, headers, body, now_s=1_700_000_000) is False
+    assert formats.verify_webhook([secret, SECRET], headers, body, now_s=1_700_000_000)
+
+
+def test_rotation_signs_with_every_key_and_either_verifies() -> None:
+    old = "whsec_" + base64.b64encode(b"old-key-old-key-old-key-").decode()
+    body = formats.webhook_body(sample_alert())
+    keys = [formats.webhook_key(SECRET), formats.webhook_key(old)]
+    headers = formats.webhook_headers(keys, "m", 1_700_000_000, body)
+    offered = headers["webhook-signature"].split(" ")
+    assert len(offered) == 2 and all(sig.startswith("v1,") for sig in offered)
+    for secret in (SECRET, old):
+        assert formats.verify_webhook(secret, headers, body, now_s=1_700_000_000)
+    stranger = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    assert not formats.verify_webhook(stranger, headers, body, now_s=1_700_000_000)
+
+
+@pytest.mark.parametrize("where", ["stream_id", "caption", "description"])
+def test_slack_mentions_cannot_be_injected(where: str) -> None:
+    alert = sample_alert(**{where: "x <!channel> <@U123|boss> <https://evil|click> & y"})
+    payload = formats.slack_payload(alert).decode()
+    for injected in ("<!channel>", "<@U123", "<https://evil"):
+        assert injected not in payload
+    assert "&lt;!channel&gt;" in payload
 
 
 def test_webhook_body_carries_the_idempotency_key() -> None:

@@ -124,8 +124,25 @@ def test_restore_resolves_incidents_of_removed_rules() -> None:
     state = old.take_changes()
     other = IncidentTracker(parse_rules({"rules": [{"id": "x", "match": {"any": ["y"]}}]}))
     alerts = other.restore({k: v for k, v in state.items() if v is not None})
-    assert [a.state for a in alerts] == [AlertState.RESOLVED]
+    incident = incident_id("gunshot", "cam-12", T0_NS, 0)
+    assert [(a.idempotency_key, a.resolution, a.resolution_note) for a in alerts] == [
+        (f"{incident}:resolved", "rule_removed", "the rule was removed from the rules file")
+    ]
     assert other.take_changes() == {"gunshot|cam-12": None}
+
+
+def test_restore_keeps_only_the_owned_partitions_incidents() -> None:
+    """Replicas split the partitions; each keeps (and re-sends, resolves) only its own."""
+    writer = IncidentTracker(_rules())
+    for stream, partition in (("cam-a", 0), ("cam-b", 1), ("cam-c", 2)):
+        writer.observe(_event(0, "M", stream), partition=partition)
+    states = {k: v for k, v in writer.take_changes().items() if v is not None}
+    states["gunshot|cam-c"] = states["gunshot|cam-c"].model_copy(update={"partition": None})
+    owner_0, owner_1 = IncidentTracker(_rules()), IncidentTracker(_rules())
+    assert owner_0.restore(states, owned={0}) == []
+    assert owner_1.restore(states, owned={1}) == []
+    assert sorted(a.stream_id for a in owner_0.firing()) == ["cam-a", "cam-c"]  # c: no partition
+    assert [a.stream_id for a in owner_1.firing()] == ["cam-b"]
 
 
 def test_firing_lists_open_incidents_for_resends() -> None:

@@ -86,6 +86,10 @@ CASES = [
         "Glasses clink at a dinner party; someone taps a wine glass to propose a toast.",
         set(),
     ),
+    (  # 'glass breaking' is there, and 'wine glass' in its clause rules it out
+        "A wine glass slips from a hand and hits the tile floor with the sound of glass breaking.",
+        set(),
+    ),
     (
         "A news anchor reads the breaking news about glass breaking at a factory downtown.",
         set(),
@@ -219,3 +223,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
     bad.write_text("rules: [\n", encoding="utf-8")
     with pytest.raises(RulesError, match="cannot parse"):
         load_rules(bad)
+
+
+def test_the_wine_glass_exclusion_is_what_rules_the_caption_out() -> None:
+    caption = (
+        "A wine glass slips from a hand and hits the tile floor with the sound of glass breaking."
+    )
+    decision = RULES.decide(caption, "cam-1")["glass"]
+    assert not decision.fired
+    assert [(f.phrase, f.rejected) for f in decision.findings] == [
+        ("glass breaking", "excluded by 'wine glass'")
+    ]
+    without = parse_rules({"rules": [{"id": "glass", "match": {"any": ["glass breaking"]}}]})
+    assert without.decide(caption, "cam-1")["glass"].fired  # the exclusion decided, nothing else

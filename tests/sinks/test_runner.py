@@ -2,121 +2,38 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from sinks.config import AlertsSettings
 from sinks.incidents import incident_id
 from sinks.metrics import AlertMetrics
-from sinks.rules import RuleSet, parse_rules
 from sinks.runner import AlertRunner
 from sinks.state import load_state
-from tests.sinks.sinkutil import T0_NS, Receiver, caption_event
+from tests.sinks.runnerutil import (
+    REPO,
+    RULES,
+    SECRET,
+    committed,
+    lines,
+    produce_steps,
+    running,
+    settings,
+    wait_for,
+)
+from tests.sinks.sinkutil import T0_NS, Receiver
 from tests.support.kafka import consume, produce
 
 pytestmark = pytest.mark.kafka
-
-REPO = Path(__file__).resolve().parents[2]
-SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
-BANG = "A gunshot rings out in the stairwell, followed by a door slamming and running footsteps."
-CALM = "Quiet room tone with a ventilation hum; no gunshots, voices or alarms are heard."
-RULES = {
-    "rules": [
-        {
-            "id": "gunshot",
-            "severity": "critical",
-            "match": {"any": ["gunshot"]},
-            "resolve_after_s": 20,
-        }
-    ]
-}
-
-
-def _settings(
-    bootstrap: str, topics: dict[str, str], receivers: dict[str, Any], **extra: Any
-) -> dict[str, Any]:
-    return {
-        "rules_path": "rules.yaml",
-        "kafka": {
-            "bootstrap_servers": bootstrap,
-            "captions_topic": topics["captions"],
-            "state_topic": topics["state"],
-            "dead_letter_topic": topics["dlq"],
-            "group_id": f"alerts-{topics['captions']}",
-            "transactional_id": f"alerts-{topics['captions']}",
-            "session_timeout_ms": 6000,
-            "batch_wait_ms": 100,
-        },
-        "receivers": receivers,
-        "metrics_port": None,
-        "drain_timeout_s": 5,
-        **extra,
-    }
-
-
-@pytest.fixture
-def topics(new_topic: Callable[..., str]) -> dict[str, str]:
-    return {
-        "captions": new_topic(partitions=2),
-        "state": new_topic(config={"cleanup.policy": "compact"}),
-        "dlq": new_topic(),
-    }
-
-
-def _produce(
-    bootstrap: str, topic: str, steps: str, stream_id: str = "cam-12", start: int = 0
-) -> None:
-    events = [
-        caption_event(start + i, BANG if s == "M" else CALM, stream_id=stream_id)
-        for i, s in enumerate(steps)
-    ]
-    produce(bootstrap, topic, [(e.stream_id.encode(), e.to_json()) for e in events])
-
-
-@contextmanager
-def _running(
-    raw: dict[str, Any],
-    rules: RuleSet | None = None,
-    metrics: AlertMetrics | None = None,
-    wall_clock_ns: Callable[[], int] = time.time_ns,
-) -> Iterator[AlertRunner]:
-    metrics = metrics or AlertMetrics()
-    settings = AlertsSettings(**raw)
-    runner = AlertRunner(
-        settings, rules or parse_rules(RULES), metrics, wall_clock_ns=wall_clock_ns
-    )
-    thread = threading.Thread(target=runner.run, name="test-alert-runner")
-    thread.start()
-    try:
-        yield runner
-    finally:
-        runner.stop()
-        thread.join(60)
-        assert not thread.is_alive()
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def _lines(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_overlapping_windows_one_firing_one_resolved(
@@ -127,17 +44,17 @@ def test_overlapping_windows_one_firing_one_resolved(
         "file": {"type": "jsonl", "path": str(out)},
         "bus": {"type": "kafka", "topic": alerts_topic},
     }
-    raw = _settings(kafka_bootstrap, topics, receivers)
-    _produce(kafka_bootstrap, topics["captions"], "QMMMQQQQ")
-    _produce(kafka_bootstrap, topics["captions"], "MQ", stream_id="cam-7")
+    raw = settings(kafka_bootstrap, topics, receivers)
+    produce_steps(kafka_bootstrap, topics["captions"], "QMMMQQQQ")
+    produce_steps(kafka_bootstrap, topics["captions"], "MQ", stream_id="cam-7")
     metrics = AlertMetrics()
-    with _running(raw, metrics=metrics):
-        _wait_for(lambda: len(_lines(out)) >= 3)
+    with running(raw, metrics=metrics):
+        wait_for(lambda: len(lines(out)) >= 3)
         on_bus = consume(kafka_bootstrap, alerts_topic, count=3, timeout_s=30)
     cam12 = incident_id("gunshot", "cam-12", T0_NS, 1)
     cam7 = incident_id("gunshot", "cam-7", T0_NS, 0)
     expected = sorted([f"{cam12}:firing", f"{cam12}:resolved", f"{cam7}:firing"])
-    assert sorted(line["idempotency_key"] for line in _lines(out)) == expected
+    assert sorted(line["idempotency_key"] for line in lines(out)) == expected
     assert sorted(dict(m.headers())["idempotency-key"].decode() for m in on_bus) == expected
     state = load_state({"bootstrap.servers": kafka_bootstrap}, topics["state"])
     assert list(state) == ["gunshot|cam-7"]  # cam-12 resolved: tombstoned
@@ -151,16 +68,16 @@ def test_restart_continues_incidents_from_the_state_topic(
     kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
 ) -> None:
     out = tmp_path / "alerts.jsonl"
-    raw = _settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
-    _produce(kafka_bootstrap, topics["captions"], "MM")
-    with _running(raw):
-        _wait_for(lambda: len(_lines(out)) >= 1)
-    _produce(kafka_bootstrap, topics["captions"], "MQQQ", start=2)
-    with _running(raw):
-        _wait_for(lambda: len(_lines(out)) >= 2)
+    raw = settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")
+    with running(raw):
+        wait_for(lambda: len(lines(out)) >= 1)
+    produce_steps(kafka_bootstrap, topics["captions"], "MQQQ", start=2)
+    with running(raw):
+        wait_for(lambda: len(lines(out)) >= 2)
         time.sleep(1)
     first = incident_id("gunshot", "cam-12", T0_NS, 0)
-    assert [line["idempotency_key"] for line in _lines(out)] == [
+    assert [line["idempotency_key"] for line in lines(out)] == [
         f"{first}:firing",
         f"{first}:resolved",
     ]
@@ -171,21 +88,28 @@ def test_silent_stream_resolves_stale_on_the_wall_clock(
 ) -> None:
     """The stream stops after two matches: no quiet window ever comes; the wall clock resolves."""
     out = tmp_path / "alerts.jsonl"
-    raw = _settings(
+    raw = settings(
         kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}}, stale_grace_s=60
     )
     raw["tick_interval_s"] = 0.1
-    _produce(kafka_bootstrap, topics["captions"], "MM")
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")
     now_ns = [time.time_ns()]
+    reads = [0]  # how often the runner read the clock (every tick reads it once)
+
+    def clock() -> int:
+        reads[0] += 1
+        return now_ns[0]
+
     metrics = AlertMetrics()
-    with _running(raw, metrics=metrics, wall_clock_ns=lambda: now_ns[0]) as runner:
-        _wait_for(lambda: len(_lines(out)) >= 1 and runner.health.ready()[0])
+    with running(raw, metrics=metrics, wall_clock_ns=clock) as runner:
+        wait_for(lambda: len(lines(out)) >= 1 and _positioned(runner))
         now_ns[0] += 79 * 10**9  # resolve_after_s (20) + stale_grace_s (60) - 1
-        time.sleep(0.5)  # a few ticks: nothing yet
-        assert len(_lines(out)) == 1
+        seen = reads[0]
+        wait_for(lambda: reads[0] >= seen + 5)  # ticks at 79 s, partitions read to their end
+        assert len(lines(out)) == 1  # nothing resolved early
         now_ns[0] += 10**9
-        _wait_for(lambda: len(_lines(out)) >= 2)
-    firing, resolved = _lines(out)
+        wait_for(lambda: len(lines(out)) >= 2)
+    firing, resolved = lines(out)
     incident = incident_id("gunshot", "cam-12", T0_NS, 0)
     assert (firing["idempotency_key"], resolved["idempotency_key"]) == (
         f"{incident}:firing",
@@ -204,10 +128,10 @@ def test_permanent_failure_goes_to_the_dead_letter_topic(
 ) -> None:
     http_receiver.status = 410
     hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET}
-    raw = _settings(kafka_bootstrap, topics, {"ops": hook})
+    raw = settings(kafka_bootstrap, topics, {"ops": hook})
     produce(kafka_bootstrap, topics["captions"], [(b"cam-1", b"{not json")])
-    _produce(kafka_bootstrap, topics["captions"], "M")
-    with _running(raw):
+    produce_steps(kafka_bootstrap, topics["captions"], "M")
+    with running(raw):
         letters = consume(kafka_bootstrap, topics["dlq"], count=2, timeout_s=60)
     by_kind = {dict(m.headers())["ew-kind"]: m for m in letters}
     alert = json.loads(by_kind[b"alert"].value())
@@ -233,29 +157,42 @@ def _spawn(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-@pytest.mark.slow
-def test_sigkill_mid_delivery_then_restart_loses_nothing(
-    kafka_bootstrap: str, topics: dict[str, str], http_receiver: Receiver, tmp_path: Path
-) -> None:
-    http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
-    retry = {"timeout_s": 2, "max_attempts": 1000, "backoff_initial_s": 0.05, "backoff_max_s": 0.3}
-    hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": retry}
-    raw = _settings(kafka_bootstrap, topics, {"ops": hook})
-    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES))
-    config = tmp_path / "alerts.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    streams = [f"cam-{n}" for n in range(6)]
-    for stream in streams:
-        _produce(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
-    expected = {
+def _keys(streams: list[str]) -> set[str]:
+    return {
         f"{incident_id('gunshot', s, T0_NS, 0)}:{state}"
         for s in streams
         for state in ("firing", "resolved")
     }
 
+
+@pytest.mark.slow
+def test_sigkill_mid_delivery_then_restart_loses_nothing(
+    kafka_bootstrap: str, topics: dict[str, str], http_receiver: Receiver, tmp_path: Path
+) -> None:
+    """Three streams are delivered and committed; then an outage, and the kill lands while
+    three more are stuck retrying. After the restart every alert is there, and none of the
+    committed ones came again (a runner that never committed would resend them all)."""
+    retry = {"timeout_s": 2, "max_attempts": 1000, "backoff_initial_s": 0.05, "backoff_max_s": 0.3}
+    hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": retry}
+    raw = settings(kafka_bootstrap, topics, {"ops": hook})
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(RULES))
+    config = tmp_path / "alerts.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    done, stuck = [f"cam-{n}" for n in range(3)], [f"cam-{n}" for n in range(3, 6)]
+    group = raw["kafka"]["group_id"]
+
     first = _spawn(config)
     try:
-        _wait_for(lambda: http_receiver.calls >= 5)
+        for stream in done:
+            produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
+        wait_for(lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= _keys(done))
+        wait_for(lambda: committed(kafka_bootstrap, group, topics["captions"]) == 15, 90)
+        before = len(http_receiver.accepted())
+        http_receiver.status = 503  # an outage: deliveries are stuck retrying when the kill lands
+        calls = http_receiver.calls
+        for stream in stuck:
+            produce_steps(kafka_bootstrap, topics["captions"], "MMQQQ", stream_id=stream)
+        wait_for(lambda: http_receiver.calls >= calls + 5)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     finally:
@@ -263,12 +200,89 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing(
     http_receiver.status = 200
     second = _spawn(config)
     try:
-        _wait_for(
-            lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= expected, 90
+        wait_for(
+            lambda: {r.headers["webhook-id"] for r in http_receiver.accepted()} >= _keys(stuck), 90
         )
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) == 0
     finally:
         second.kill()
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
-    assert set(keys) == expected  # none lost; any duplicate carries the same key
+    assert set(keys) == _keys(done) | _keys(stuck)  # none lost
+    assert not set(keys[before:]) & _keys(done)  # committed before the kill: never again
+    assert committed(kafka_bootstrap, group, topics["captions"]) == 30
+
+
+def _allow_large(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    entry = ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", topic, incremental_configs=[entry])
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(30)
+
+
+def test_an_aborted_first_checkpoint_of_a_new_group_replays_its_batch(
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    new_topic: Callable[..., str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The state topic refuses records over 300 bytes (an incident is ~700): every checkpoint
+    of the new group's first batch aborts. Each abort must redo the batch (nothing is
+    committed to go back to); once the topic takes the record, the incident goes on and
+    resolves under the same id. Rewinding only to committed offsets redid nothing: one
+    firing, then the state lost and no resolution."""
+    state = new_topic(config={"cleanup.policy": "compact", "max.message.bytes": "300"})
+    out = tmp_path / "alerts.jsonl"
+    raw = settings(
+        kafka_bootstrap, {**topics, "state": state}, {"file": {"type": "jsonl", "path": str(out)}}
+    )
+    incident = incident_id("gunshot", "cam-12", T0_NS, 0)
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")
+    with caplog.at_level(logging.WARNING), running(raw):
+        wait_for(lambda: len(lines(out)) >= 2)  # the batch redone after an abort: again
+        _allow_large(kafka_bootstrap, state)
+        wait_for(
+            lambda: (
+                list(load_state({"bootstrap.servers": kafka_bootstrap}, state))
+                == ["gunshot|cam-12"]
+            ),
+            120,
+        )
+        produce_steps(kafka_bootstrap, topics["captions"], "QQQ", start=2)
+        wait_for(lambda: lines(out)[-1]["state"] == "resolved")
+    assert "transaction aborted" in caplog.text
+    keys = {line["idempotency_key"] for line in lines(out)}
+    assert keys == {f"{incident}:firing", f"{incident}:resolved"}
+
+
+def test_a_new_group_starts_at_the_end_and_a_known_one_where_it_left_off(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """Old captions (before the group existed) fire nothing; later ones do; after a stop the
+    group goes on from its committed offsets, not from the end."""
+    out = tmp_path / "alerts.jsonl"
+    raw = settings(kafka_bootstrap, topics, {"file": {"type": "jsonl", "path": str(out)}})
+    del raw["kafka"]["start_at"]  # the default
+    produce_steps(kafka_bootstrap, topics["captions"], "MM")  # windows 0-1: before the group
+    with running(raw) as runner:
+        wait_for(lambda: runner.health.ready()[0] and _positioned(runner))
+        produce_steps(kafka_bootstrap, topics["captions"], "MM", start=10)
+        wait_for(lambda: len(lines(out)) >= 1)
+    produce_steps(kafka_bootstrap, topics["captions"], "QQQ", start=12)  # while it is down
+    with running(raw):
+        wait_for(lambda: len(lines(out)) >= 2)
+    incident = incident_id("gunshot", "cam-12", T0_NS, 10)
+    assert [line["idempotency_key"] for line in lines(out)] == [
+        f"{incident}:firing",
+        f"{incident}:resolved",
+    ]
+
+
+def _positioned(runner: AlertRunner) -> bool:
+    """Every partition was read to its end once (an end-of-partition event came): the end
+    offsets were looked up, so records produced from now on are read."""
+    return bool(runner.partitions) and set(runner.partitions) <= set(runner._at_end)
