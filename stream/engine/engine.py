@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
-from stream.engine.processes import EngineProcesses, reap_orphans
 from stream.engine.families import detect_family
+from stream.engine.processes import EngineProcesses, reap_orphans
 from stream.engine.prompts import PromptPlan, plan_prompt
 from stream.engine.settings import SAMPLE_RATE_HZ, EngineSettings
 

@@ -2,11 +2,12 @@
 
 ::
 
-    family                 vLLM architecture (config.json)            prompt          output
-    qwen3-omni-captioner   Qwen3OmniMoeForConditionalGeneration       audio only      caption
-    qwen3-omni-instruct    Qwen3OmniMoeForConditionalGeneration       system + text   caption
-    qwen3-omni-thinking    Qwen3OmniMoeForConditionalGeneration       system + text   <think>…</think> caption
-    qwen2.5-omni           Qwen2_5OmniModel / …ForConditionalGeneration  system + text   caption
+    family                 vLLM architecture (config.json)          prompt         output
+    qwen3-omni-captioner   Qwen3OmniMoeForConditionalGeneration     audio only     caption
+    qwen3-omni-instruct    Qwen3OmniMoeForConditionalGeneration     system + text  caption
+    qwen3-omni-thinking    Qwen3OmniMoeForConditionalGeneration     system + text  <think>…</think>
+                                                                                   caption
+    qwen2.5-omni           Qwen2_5OmniModel (…ForConditionalGeneration)  system + text  caption
 
 The three Qwen3-Omni models share one architecture (vLLM runs their thinker), so
 ``config.json`` alone tells Qwen3-Omni from Qwen2.5-Omni, and the model's name (its directory,

@@ -103,7 +103,9 @@ def prompt_texts(settings: EngineSettings, family: ModelFamily) -> tuple[str, st
 
     if not TRAITS[family].takes_prompt:
         if settings.prompt or settings.system_prompt:
-            raise ConfigError(f"{settings.model} is a {family}: it takes no prompt or system_prompt")
+            raise ConfigError(
+                f"{settings.model} is a {family}: it takes no prompt or system_prompt"
+            )
         return "", ""
     system = MONITORING_SYSTEM_PROMPT if settings.system_prompt is None else settings.system_prompt
     prompt = DESCRIBE_SOUNDS_PROMPT if settings.prompt is None else settings.prompt

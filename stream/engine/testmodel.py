@@ -96,5 +96,7 @@ def write_test_model(
             "weights": None,
         },
     )
-    logger.info("wrote %s test model (%s dims) to %s", family, "real" if real_dims else "tiny", directory)
+    logger.info(
+        "wrote %s test model (%s dims) to %s", family, "real" if real_dims else "tiny", directory
+    )
     return directory

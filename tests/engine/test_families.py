@@ -40,12 +40,15 @@ def _model(tmp_path: Path, name: str, **config: object) -> str:
         ("Qwen3-Omni-30B-A3B-Thinking", {"architectures": QWEN3}, "qwen3-omni-thinking"),
         ("Qwen3-Omni-30B-A3B-Instruct", {"architectures": QWEN3}, "qwen3-omni-instruct"),
         ("omni", {"architectures": QWEN3, "enable_audio_output": True}, "qwen3-omni-instruct"),
-        ("m", {"architectures": QWEN3, "_name_or_path": "x/Qwen3-Omni-Thinking"}, "qwen3-omni-thinking"),
+        ("m", {"architectures": QWEN3, "_name_or_path": "x/Qwen3-Omni-Thinking"},
+         "qwen3-omni-thinking"),
         ("Qwen2.5-Omni-3B", {"architectures": QWEN25}, "qwen2.5-omni"),
         ("edge", {"architectures": ["Qwen2_5OmniForConditionalGeneration"]}, "qwen2.5-omni"),
     ],
 )  # fmt: skip
-def test_detected_from_config_and_name(tmp_path: Path, name: str, config: dict, family: str) -> None:
+def test_detected_from_config_and_name(
+    tmp_path: Path, name: str, config: dict, family: str
+) -> None:
     assert detect_family(_model(tmp_path, name, **config)) == family
 
 
@@ -132,7 +135,9 @@ def test_prompt_is_the_processors_rendering(family_model_dir, family: ModelFamil
     plan = plan_prompt(EngineSettings(model=model, max_model_len=4096), family)
     processor = AutoProcessor.from_pretrained(model)
     card = _card_messages(family, MONITORING_SYSTEM_PROMPT, DESCRIBE_SOUNDS_PROMPT)
-    assert plan.text == processor.apply_chat_template(card, add_generation_prompt=True, tokenize=False)
+    assert plan.text == processor.apply_chat_template(
+        card, add_generation_prompt=True, tokenize=False
+    )
     assert plan.text.count(processor.audio_token) == 1  # vLLM expands it per window
     assert plan.prompt_tokens(2.5) < plan.prompt_tokens(30.0)
     if family is ModelFamily.QWEN3_OMNI_CAPTIONER:

@@ -93,7 +93,10 @@ def test_processor_renders_and_expands_a_30s_window(tiny_model_dir: Path) -> Non
     tokens = out["input_ids"][0]
     # Qwen3-Omni's encoder: 13 tokens per full second of audio (30 s -> 390) + the 10 template
     # tokens; the processor expands the single pad itself.
-    assert sum(1 for t in tokens if t == processor.tokenizer.convert_tokens_to_ids("<|audio_pad|>")) == 390
+    assert (
+        sum(1 for t in tokens if t == processor.tokenizer.convert_tokens_to_ids("<|audio_pad|>"))
+        == 390
+    )
     assert len(tokens) == 400
 
 
