@@ -68,14 +68,12 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def family_model_dir(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
-) -> Callable[[str], Path]:
+def family_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``family -> directory``: one tiny test model per family, written once per session."""
     from stream.engine.families import ModelFamily
     from stream.engine.testmodel import write_test_model
 
-    made = {ModelFamily.QWEN3_OMNI_CAPTIONER: tiny_model_dir}
+    made: dict[ModelFamily, Path] = {}
 
     def model_dir(family: str) -> Path:
         chosen = ModelFamily(family)
