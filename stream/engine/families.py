@@ -13,8 +13,10 @@ The three Qwen3-Omni models share one architecture (vLLM runs their thinker), so
 ``config.json`` alone tells Qwen3-Omni from Qwen2.5-Omni, and the model's name (its directory,
 hub id or the config's ``_name_or_path``) tells Captioner, Instruct and Thinking apart; a
 Qwen3-Omni with a talker (``enable_audio_output``) and no telling name is the Instruct (the only
-one with a talker). ``engine.family`` overrides the detection; when neither settles it,
-:func:`detect_family` refuses to guess (ConfigError).
+one with a talker), and one without a talker and no telling name the captioner (what every
+earwitness before model families drove; a warning says so). ``engine.family`` overrides the
+detection; a family that contradicts the architecture, or a hub id whose name says nothing, is
+refused (ConfigError).
 """
 
 from __future__ import annotations
@@ -114,6 +116,13 @@ def detect_family(model: str, configured: ModelFamily | None = None) -> ModelFam
                 return family
         if config.get("enable_audio_output"):
             return ModelFamily.QWEN3_OMNI_INSTRUCT
+        if config:  # thinker only, no telling name: the captioner, as before families existed
+            logger.warning(
+                "%s: a Qwen3-Omni thinker whose name says neither captioner, instruct nor "
+                "thinking; driving it as the captioner (set engine.family to be explicit)",
+                model,
+            )
+            return ModelFamily.QWEN3_OMNI_CAPTIONER
     raise ConfigError(
         f"cannot tell the model family of {model} (architectures "
         f"{config.get('architectures')}); set engine.family to one of "

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from earwitness.errors import ConfigError
-from stream.engine.families import ModelFamily
+from stream.engine.families import ModelFamily, detect_family
 
 SAMPLE_RATE_HZ = 16_000
 
@@ -342,14 +342,16 @@ class BatchSettings(BaseModel):
 
 
 def check_model(settings: EngineSettings) -> str:
-    """Where the model comes from, or ConfigError when it is not local and may not download."""
+    """Where the model comes from and its family, or ConfigError when it is not local and may
+    not download, or its family cannot be told (``stream/engine/families.py``)."""
     model = Path(settings.model)
     if model.is_dir():
         if not (model / "config.json").is_file():
             raise ConfigError(f"engine.model {model} is a directory without a config.json")
-        return f"local directory {model}"
+        return f"local directory {model} ({detect_family(settings.model, settings.family)})"
     if settings.allow_download:
-        return f"{settings.model} from the hub (engine.allow_download)"
+        family = detect_family(settings.model, settings.family)
+        return f"{settings.model} from the hub (engine.allow_download; {family})"
     local = f"/models/{DEFAULT_MODEL.rsplit('/', maxsplit=1)[-1]}"
     raise ConfigError(
         f"engine.model {settings.model!r} is not a local directory. Download the weights first "

@@ -55,6 +55,8 @@ def test_detected_from_config_and_name(
 def test_hub_ids_are_detected_by_name() -> None:
     assert detect_family("Qwen/Qwen2.5-Omni-7B") is ModelFamily.QWEN2_5_OMNI
     assert detect_family("Qwen/Qwen3-Omni-30B-A3B-Captioner") is ModelFamily.QWEN3_OMNI_CAPTIONER
+    with pytest.raises(ConfigError, match="set engine.family"):
+        detect_family("someone/Qwen3-Omni-finetune")  # no config.json to read, no telling name
 
 
 def test_setting_overrides_detection_within_an_architecture(tmp_path: Path) -> None:
@@ -64,10 +66,18 @@ def test_setting_overrides_detection_within_an_architecture(tmp_path: Path) -> N
         detect_family(model, ModelFamily.QWEN2_5_OMNI)
 
 
+def test_a_thinker_with_no_telling_name_is_the_captioner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What every analyzer before families drove (e.g. a renamed captioner directory)."""
+    model = _model(tmp_path, "my-omni", architectures=QWEN3, enable_audio_output=False)
+    assert detect_family(model) is ModelFamily.QWEN3_OMNI_CAPTIONER
+    assert "set engine.family to be explicit" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("name", "architectures", "match"),
     [
-        ("my-omni", QWEN3, "set engine.family"),
         ("llama", ["LlamaForCausalLM"], "unsupported model architecture"),
         ("nothing", [], "set engine.family"),
     ],
