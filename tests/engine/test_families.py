@@ -55,7 +55,7 @@ def test_detected_from_config_and_name(
 def test_hub_ids_are_detected_by_name() -> None:
     assert detect_family("Qwen/Qwen2.5-Omni-7B") is ModelFamily.QWEN2_5_OMNI
     assert detect_family("Qwen/Qwen3-Omni-30B-A3B-Captioner") is ModelFamily.QWEN3_OMNI_CAPTIONER
-    with pytest.raises(ConfigError, match="set engine.family"):
+    with pytest.raises(ConfigError, match=r"set engine\.family"):
         detect_family("someone/Qwen3-Omni-finetune")  # no config.json to read, no telling name
 
 

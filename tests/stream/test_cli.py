@@ -44,7 +44,7 @@ def test_a_model_comes_from_a_directory_or_an_explicit_download(tmp_path: Path) 
     where = check_model(EngineSettings(model=str(tmp_path)))
     assert where.startswith("local directory") and where.endswith("(qwen2.5-omni)")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(ConfigError, match="set engine.family"):
+    with pytest.raises(ConfigError, match=r"set engine\.family"):
         check_model(EngineSettings(model=str(tmp_path)))
     with pytest.raises(ConfigError, match=r"without a config\.json"):
         check_model(EngineSettings(model=str(tmp_path.parent)))
