@@ -53,6 +53,11 @@ class Alert(BaseModel):
     evidence: tuple[Evidence, ...] = Field(
         default=(), description="Why the last matching caption matched: sentence, confidence, why."
     )
+    caption_truncated: bool = Field(
+        default=False,
+        description="The last matching caption was cut short by the analyzer's max_tokens: it "
+        "counts as evidence like any other, but what followed the cut is unknown.",
+    )
     first_segment_id: int
     first_window_index: int
     last_event_id: str = Field(description="event_id of the last matching caption event.")

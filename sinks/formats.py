@@ -143,12 +143,19 @@ def slack_payload(alert: Alert) -> bytes:
     return orjson.dumps({"text": headline, "blocks": blocks})
 
 
+TRUNCATED_NOTE = "the caption was cut short at max_tokens"
+"""What an alert says when its caption was truncated (``Alert.caption_truncated``)."""
+
+
 def evidence_text(alert: Alert) -> str | None:
-    """``"<sentence>" (hedged, confidence 0.7)`` for the first evidence item; None without."""
+    """``"<sentence>" (hedged, confidence 0.7)`` for the first evidence item; None without.
+
+    A truncated caption adds ``; the caption was cut short at max_tokens``."""
     if not alert.evidence:
-        return None
+        return TRUNCATED_NOTE if alert.caption_truncated else None
     first = alert.evidence[0]
-    return f'"{first.sentence}" ({first.why}, confidence {first.confidence:.1f})'
+    text = f'"{first.sentence}" ({first.why}, confidence {first.confidence:.1f})'
+    return f"{text}; {TRUNCATED_NOTE}" if alert.caption_truncated else text
 
 
 def resolution_text(alert: Alert) -> str:
@@ -259,11 +266,14 @@ def cef_message(alert: Alert) -> str:
 
 
 def _cef_evidence(alert: Alert) -> dict[str, str]:
-    """``cs3`` the matched sentence, ``cs4`` why, ``cfp1`` the confidence (first item)."""
+    """``cs3`` the matched sentence, ``cs4`` why, ``cfp1`` the confidence (first item);
+    ``cs5`` = ``truncated`` when the caption was cut at max_tokens."""
+    cut = {"cs5Label": "caption", "cs5": "truncated"} if alert.caption_truncated else {}
     if not alert.evidence:
-        return {}
+        return cut
     first = alert.evidence[0]
     return {
+        **cut,
         "cs3Label": "evidence",
         "cs3": first.sentence,
         "cs4Label": "why",

@@ -91,6 +91,11 @@ class IncidentState(BaseModel):
     evidence: tuple[Evidence, ...] = Field(
         default=(), description="Why the last matching window matched (newer runners only)."
     )
+    caption_truncated: bool = Field(
+        default=False,
+        description="The last matching caption was cut by the analyzer's max_tokens "
+        "(newer runners only).",
+    )
     first_segment_id: int
     first_window_index: int
     last_event_id: str
@@ -250,6 +255,7 @@ class IncidentTracker:
                     "matched": outcome.matched,
                     "caption": event.caption or "",
                     "evidence": outcome.evidence,
+                    "caption_truncated": event.truncated is True,
                     "last_event_id": event.event_id,
                 }
             )
@@ -347,6 +353,7 @@ def _opened(
         matched=outcome.matched,
         caption=event.caption or "",
         evidence=outcome.evidence,
+        caption_truncated=event.truncated is True,
         first_segment_id=event.segment_id,
         first_window_index=event.window_index,
         last_event_id=event.event_id,
@@ -379,6 +386,7 @@ def _alert(
         matched=state.matched,
         caption=state.caption,
         evidence=state.evidence,
+        caption_truncated=state.caption_truncated,
         first_segment_id=state.first_segment_id,
         first_window_index=state.first_window_index,
         last_event_id=state.last_event_id,

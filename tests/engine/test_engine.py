@@ -18,7 +18,7 @@ import pytest
 
 from earwitness.errors import EngineDeadError
 from stream.engine.engine import AudioInputError, CaptionEngine, CaptionResult
-from stream.engine.settings import SAMPLE_RATE_HZ, EngineSettings, prompt_tokens
+from stream.engine.settings import SAMPLE_RATE_HZ, EngineSettings
 
 # No warning filters are needed: the warnings vLLM's import chain emits (torch's
 # `torch.distributed.reduce_op` FutureWarning, the "triton not found" log lines) come from the
@@ -81,16 +81,22 @@ async def _batch(engine: CaptionEngine, tag: str, windows: list[np.ndarray]) -> 
     return await asyncio.gather(*(engine.caption(w, f"{tag}-{i}") for i, w in enumerate(windows)))
 
 
-def _assert_well_formed(result: CaptionResult, request_id: str, seconds: float = 30.0) -> None:
+def _assert_well_formed(
+    result: CaptionResult, request_id: str, engine: CaptionEngine, seconds: float = 30.0
+) -> None:
     assert result.request_id == request_id
     assert isinstance(result.text, str)
     assert 1 <= result.output_tokens <= MAX_TOKENS
-    assert result.prompt_tokens == prompt_tokens(seconds)
+    # vLLM's count of the prompt it ran equals the model processor's.
+    assert result.prompt_tokens == engine.plan.prompt_tokens(seconds)
+    assert result.family == "qwen3-omni-captioner" and result.reasoning is None
     assert result.finish_reason in {"stop", "length"}
     assert result.engine_latency_ms > 0
 
 
 def test_start_reports_ready(engine: CaptionEngine) -> None:
+    # Qwen3-Omni: 13 audio tokens a second (30 s -> 390) + the captioner template's 10.
+    assert engine.plan.prompt_tokens(30.0) == 400
     assert engine.is_alive
     assert engine.start_s is not None and engine.start_s > 0
     assert engine.process_ids, "AsyncLLM runs its engine core in a child process"
@@ -99,7 +105,7 @@ def test_start_reports_ready(engine: CaptionEngine) -> None:
 def test_captions_several_windows_concurrently(loop: _Loop, engine: CaptionEngine) -> None:
     results = loop.run(_batch(engine, "win", _windows(4)))
     for i, result in enumerate(results):
-        _assert_well_formed(result, f"win-{i}")
+        _assert_well_formed(result, f"win-{i}", engine)
     assert any(result.text for result in results), "some sampled ids decode to text"
 
 
@@ -112,12 +118,12 @@ def test_two_concurrent_batches(loop: _Loop, engine: CaptionEngine) -> None:
     first, second = loop.run(both())
     for tag, results in (("a", first), ("b", second)):
         for i, result in enumerate(results):
-            _assert_well_formed(result, f"{tag}-{i}")
+            _assert_well_formed(result, f"{tag}-{i}", engine)
 
 
 def test_short_window(loop: _Loop, engine: CaptionEngine) -> None:
     (result,) = loop.run(_batch(engine, "short", _windows(1, seconds=2.5)))
-    _assert_well_formed(result, "short-0", seconds=2.5)
+    _assert_well_formed(result, "short-0", engine, seconds=2.5)
 
 
 def test_bad_input_is_rejected_and_the_engine_lives_on(loop: _Loop, engine: CaptionEngine) -> None:
@@ -128,7 +134,7 @@ def test_bad_input_is_rejected_and_the_engine_lives_on(loop: _Loop, engine: Capt
         loop.run(engine.caption(np.zeros(SAMPLE_RATE_HZ, np.float64), "bad-dtype"))
     assert engine.is_alive
     (result,) = loop.run(_batch(engine, "after-bad", _windows(1, seconds=1.0)))
-    _assert_well_formed(result, "after-bad-0", seconds=1.0)
+    _assert_well_formed(result, "after-bad-0", engine, seconds=1.0)
 
 
 def test_stop_leaves_no_engine_process(loop: _Loop, engine: CaptionEngine) -> None:

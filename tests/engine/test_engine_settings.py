@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from earwitness.config import Settings, load_settings
 from stream.engine.engine import AudioInputError, CaptionEngine
-from stream.engine.settings import CAPTIONER_PROMPT, DEFAULT_MODEL, EngineSettings, prompt_tokens
+from stream.engine.families import ModelFamily
+from stream.engine.settings import DEFAULT_MODEL, EngineSettings
 
 
 def test_defaults_are_the_gpu_captioner() -> None:
@@ -21,16 +22,16 @@ def test_defaults_are_the_gpu_captioner() -> None:
     assert s.model == DEFAULT_MODEL
     assert s.limit_mm_per_prompt == {"audio": 1}  # what vLLM 0.26 runs on a GPU
     assert s.mm_processor_cache_gb == 0
-    assert (s.temperature, s.top_p, s.top_k, s.max_tokens) == (0.6, 0.95, 20, 1024)
+    # Sampling and the caption cap come from the model (generation_config.json) and family.
+    assert (s.temperature, s.top_p, s.top_k, s.max_tokens) == (None, None, None, None)
+    assert s.family is None and s.prompt is None and s.system_prompt is None
     assert s.ignore_eos is False
 
 
-def test_prompt_is_the_captioners() -> None:
-    assert CAPTIONER_PROMPT == (
-        "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n"
-        "<|im_start|>assistant\n"
-    )
-    assert prompt_tokens(30.0) == 400
+def test_the_captioner_takes_no_text() -> None:
+    with pytest.raises(ValidationError, match="takes no prompt"):
+        EngineSettings(family=ModelFamily.QWEN3_OMNI_CAPTIONER, prompt="list the alarms")
+    EngineSettings(family=ModelFamily.QWEN3_OMNI_INSTRUCT, prompt="list the alarms")
 
 
 def test_frozen_and_strict() -> None:
@@ -53,12 +54,6 @@ def test_audio_only_limit_is_allowed_for_vllm_026_on_gpu() -> None:
 def test_limit_mm_per_prompt_must_be_one_audio(limit: dict[str, int]) -> None:
     with pytest.raises(ValidationError):
         EngineSettings(limit_mm_per_prompt=limit)
-
-
-def test_max_model_len_must_fit_a_window_and_a_caption() -> None:
-    with pytest.raises(ValidationError, match="max_model_len"):
-        EngineSettings(max_model_len=1024, max_tokens=1024)
-    EngineSettings(max_model_len=1024, max_tokens=600)
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from earwitness.cli import main
-from stream.engine.settings import CAPTIONER_PROMPT, prompt_tokens
-from stream.engine.testmodel import NAMED_TOKENS, SPECIAL_TOKENS, TINY, write_test_model
+from stream.engine.families import ModelFamily, detect_family
+from stream.engine.testmodel import write_test_model
+from stream.engine.testmodel_qwen3 import NAMED_TOKENS, SPECIAL_TOKENS, TINY
+
+QWEN3_PROMPT = (
+    "<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n"
+)
+"""The captioner's prompt on its model card (one audio, no text, no system message)."""
 
 pytestmark = pytest.mark.slow  # builds model directories with transformers (~40 s)
 
@@ -55,7 +61,7 @@ def test_prompt_encodes_special_tokens_as_single_ids(tiny_model_dir: Path) -> No
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tokens = tokenizer.convert_ids_to_tokens(tokenizer(CAPTIONER_PROMPT)["input_ids"])
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(QWEN3_PROMPT)["input_ids"])
     assert tokens == [
         "<|im_start|>", "user", "Ċ", "<|audio_start|>", "<|audio_pad|>", "<|audio_end|>",
         "<|im_end|>", "Ċ", "<|im_start|>", "assistant", "Ċ",
@@ -69,7 +75,9 @@ def test_every_id_decodes(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     text = tokenizer.decode(list(range(TINY.vocab_size)), skip_special_tokens=True)
     assert len(text) > 256
-    assert not any(token in text for token in SPECIAL_TOKENS)
+    kept = {"<think>", "</think>"}  # plain added tokens in Qwen3's tokenizer: decoding keeps them
+    assert not any(token in text for token in set(SPECIAL_TOKENS) - kept)
+    assert all(token in text for token in kept)
 
 
 def test_processor_renders_and_expands_a_30s_window(tiny_model_dir: Path) -> None:
@@ -78,17 +86,61 @@ def test_processor_renders_and_expands_a_30s_window(tiny_model_dir: Path) -> Non
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     messages = [{"role": "user", "content": [{"type": "audio", "audio": "window.wav"}]}]
     rendered = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    assert rendered == CAPTIONER_PROMPT
+    assert rendered == QWEN3_PROMPT
     fe = processor.feature_extractor
     assert (fe.feature_size, fe.hop_length, fe.n_fft, fe.sampling_rate) == (128, 160, 400, 16000)
-    out = processor(text=CAPTIONER_PROMPT, audio=[np.zeros(480_000, np.float32)])
-    assert len(out["input_ids"][0]) == prompt_tokens(30.0)
+    out = processor(text=QWEN3_PROMPT, audio=[np.zeros(480_000, np.float32)])
+    tokens = out["input_ids"][0]
+    # Qwen3-Omni's encoder: 13 tokens per full second of audio (30 s -> 390) + the 10 template
+    # tokens; the processor expands the single pad itself.
+    assert (
+        sum(1 for t in tokens if t == processor.tokenizer.convert_tokens_to_ids("<|audio_pad|>"))
+        == 390
+    )
+    assert len(tokens) == 400
 
 
 def test_output_is_deterministic(tiny_model_dir: Path, tmp_path: Path) -> None:
     again = write_test_model(tmp_path / "again")
     for path in sorted(tiny_model_dir.iterdir()):
         assert (again / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@pytest.mark.parametrize("family", list(ModelFamily))
+def test_each_family_is_detected_from_its_directory(family_model_dir, family: ModelFamily) -> None:  # type: ignore[no-untyped-def]
+    assert detect_family(str(family_model_dir(family))) is family
+
+
+def test_qwen25_model_has_qwen25_layout(family_model_dir) -> None:  # type: ignore[no-untyped-def]
+    from transformers import AutoProcessor
+
+    directory = family_model_dir(ModelFamily.QWEN2_5_OMNI)
+    config = _config(directory)
+    assert config["architectures"] == ["Qwen2_5OmniModel"]
+    thinker = config["thinker_config"]
+    processor = AutoProcessor.from_pretrained(directory)
+    assert type(processor).__name__ == "Qwen2_5OmniProcessor"
+    ids = processor.tokenizer.convert_tokens_to_ids
+    assert thinker["audio_token_index"] == ids("<|AUDIO|>")
+    assert thinker["audio_start_token_id"] == ids("<|audio_bos|>")
+    assert thinker["audio_end_token_id"] == ids("<|audio_eos|>")
+    text = thinker["text_config"]
+    assert text["hidden_size"] // text["num_attention_heads"] >= 32  # CPU attention
+    assert sum(text["rope_parameters"]["mrope_section"]) * 2 == (
+        text["hidden_size"] // text["num_attention_heads"]
+    )
+    out = processor(
+        text="<|audio_bos|><|AUDIO|><|audio_eos|>", audio=[np.zeros(480_000, np.float32)]
+    )
+    # Qwen2.5-Omni's encoder: 25 tokens per second (30 s -> 750), expanded by the processor.
+    assert sum(1 for t in out["input_ids"][0] if t == ids("<|AUDIO|>")) == 750
+
+
+def test_cli_family_writes_that_family(tmp_path: Path) -> None:
+    assert main(["make-test-model", str(tmp_path / "t"), "--family", "qwen3-omni-thinking"]) == 0
+    meta = json.loads((tmp_path / "t" / "earwitness-test-model.json").read_text())
+    assert meta["family"] == "qwen3-omni-thinking"
+    assert detect_family(str(tmp_path / "t")) is ModelFamily.QWEN3_OMNI_THINKING
 
 
 @pytest.mark.slow

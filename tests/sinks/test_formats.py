@@ -216,6 +216,20 @@ def test_every_format_carries_the_evidence() -> None:
     assert "cs4Label=why cs4=hedged cfp1Label=confidence cfp1=0.70" in cef
 
 
+def test_a_truncated_caption_is_said_in_every_format() -> None:
+    alert = _with_evidence().model_copy(update={"caption_truncated": True})
+    text = formats.evidence_text(alert)
+    assert text is not None and text.endswith("; the caption was cut short at max_tokens")
+    assert formats.alertmanager_alert(alert)["annotations"]["evidence"] == text  # type: ignore[index]
+    assert (
+        "cut short at max_tokens"
+        in json.loads(formats.slack_payload(alert))["blocks"][1]["text"]["text"]
+    )
+    assert json.loads(formats.webhook_body(alert))["data"]["caption_truncated"] is True
+    assert "cs5Label=caption cs5=truncated" in formats.cef_message(alert)
+    assert "cs5Label" not in formats.cef_message(_with_evidence())
+
+
 def test_without_evidence_the_formats_are_unchanged() -> None:
     alert = sample_alert()
     assert formats.evidence_text(alert) is None

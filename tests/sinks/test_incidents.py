@@ -358,3 +358,14 @@ def test_silence_evidence_says_it_was_a_silence_window() -> None:
 def test_silence_is_still_quiet_evidence_for_sound_rules() -> None:
     tracker = IncidentTracker(_rules())
     assert _run("MMMSSS", tracker) == [(0, "firing"), (5, "resolved")]
+
+
+def test_a_truncated_caption_is_evidence_and_the_alert_says_so() -> None:
+    tracker = IncidentTracker(_rules())
+    cut = caption_event(0, BANG).model_copy(update={"truncated": True, "finish_reason": "length"})
+    (firing,), _ = tracker.observe(cut)
+    assert firing.state is AlertState.FIRING and firing.caption_truncated is True
+    assert firing.evidence[0].sentence == BANG
+    tracker.observe(caption_event(1, BANG))  # a whole caption: the next alert is not marked
+    (state,) = (s for s in tracker.take_changes().values() if s is not None)
+    assert state.caption_truncated is False

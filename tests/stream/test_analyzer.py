@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from earwitness.events import CaptionEvent, EventKind
 from ingest.publish import PublishPlan, publish
 from stream.config import AnalyzerSettings, DeadLetterSettings, KafkaSettings
+from stream.engine.prompts import prompt_id
 from stream.engine.worker import EngineWorker
 from tests.support.analyzer import BATCH, engine_settings, running
 from tests.support.frames import Tone, publish_interleaved
@@ -99,6 +100,9 @@ def test_a_published_file_becomes_exactly_the_grid_of_windows(
         assert event.model == str(tiny_model_dir) and event.error is None
         assert event.timings.engine_latency_ms and event.timings.engine_latency_ms > 0
         assert -120 <= event.audio.rms_dbfs < 0 and event.audio.gap_fraction == 0
+        assert event.model_family == "qwen3-omni-captioner" and event.reasoning is None
+        assert event.prompt_id == prompt_id("", "")  # the captioner gets no text
+        assert event.output_tokens == 8 and event.truncated is True  # ignore_eos, max_tokens 8
     assert all(e.window_end_ns - e.window_start_ns == 30 * S for e in got[:5])
     assert abs(got[5].window_end_ns - (t0 + duration_ns)) < 0.05 * S
     assert len({e.event_id for e in got}) == 6

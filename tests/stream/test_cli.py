@@ -41,8 +41,12 @@ def test_without_a_local_model_the_analyzer_refuses_to_start() -> None:
 
 
 def test_a_model_comes_from_a_directory_or_an_explicit_download(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"architectures": ["Qwen2_5OmniModel"]}')
+    where = check_model(EngineSettings(model=str(tmp_path)))
+    assert where.startswith("local directory") and where.endswith("(qwen2.5-omni)")
     (tmp_path / "config.json").write_text("{}")
-    assert check_model(EngineSettings(model=str(tmp_path))).startswith("local directory")
+    with pytest.raises(ConfigError, match=r"set engine\.family"):
+        check_model(EngineSettings(model=str(tmp_path)))
     with pytest.raises(ConfigError, match=r"without a config\.json"):
         check_model(EngineSettings(model=str(tmp_path.parent)))
     hub = EngineSettings(model="Qwen/Qwen3-Omni-30B-A3B-Captioner", allow_download=True)
@@ -70,7 +74,7 @@ def test_check_validates_model_and_topics_then_exits(
     config.write_text(settings.model_dump_json())
     done = analyze("--config", str(config), "--check")
     assert done.returncode == 0, done.stderr
-    assert f"model: local directory {tiny_model_dir}" in done.stdout
+    assert f"model: local directory {tiny_model_dir} (qwen3-omni-captioner)" in done.stdout
     assert f"topic frames {frames}: 2 partitions" in done.stdout
     assert f"topic captions {frames}.captions: would be created" in done.stdout
     assert "caption engine" not in done.stderr, "--check must not start the engine"

@@ -1,19 +1,101 @@
-"""The tiny test model's ``config.json`` and ``generation_config.json`` (``testmodel.py``
-writes them, with the tokenizer and the processor).
+"""The Qwen3-Omni test models: the thinker of ``Qwen3OmniMoeForConditionalGeneration``.
 
-:class:`Dims` holds what differs between the tiny model (:data:`TINY`, CI and the CPU demo)
-and the real captioner (:data:`REAL`, GPU benchmarks with ``load_format="dummy"``); every other
-field is written out as the captioner has it, since transformers' class defaults are not the
-captioner's values.
+Captioner, Instruct and Thinking share this architecture (vLLM runs the thinker of each);
+their test models differ in their name (``_name_or_path``, which :mod:`stream.engine.families`
+reads), their generation_config.json and nothing else: the chat template is the same Qwen
+template (an optional system turn, then turns whose content is text or a list of audio/text
+parts; the Thinking model writes its ``<think>`` itself). ``<think>``/``</think>`` are plain
+added tokens, as in Qwen3's tokenizer, so decoding keeps them.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from stream.engine.families import ModelFamily
+from stream.engine.testtokenizer import Vocabulary, build_tokenizer, token_layout
+
+AUDIO_SAMPLE_RATE_HZ = 16_000
 MEL_BINS = 128
-"""Mel bins of the Whisper features the audio tower reads (the processor's too)."""
+HOP_LENGTH_SAMPLES = 160
+N_FFT_SAMPLES = 400
+FEATURE_CHUNK_S = 300
+"""Whisper feature extractor ``chunk_length`` of Qwen-Omni: pads/truncates at 300 s."""
+
+NAMES = {
+    ModelFamily.QWEN3_OMNI_CAPTIONER: "Qwen3-Omni-30B-A3B-Captioner",
+    ModelFamily.QWEN3_OMNI_INSTRUCT: "Qwen3-Omni-30B-A3B-Instruct",
+    ModelFamily.QWEN3_OMNI_THINKING: "Qwen3-Omni-30B-A3B-Thinking",
+}
+"""The real model each test model stands in for (written as ``earwitness/tiny-<name>``)."""
+
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",  # base + 0
+    "<|im_start|>",  # base + 1
+    "<|im_end|>",  # base + 2
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",  # base + 9
+    "<|vision_end|>",  # base + 10
+    "<|vision_pad|>",
+    "<|image_pad|>",  # base + 12
+    "<|video_pad|>",  # base + 13
+    "<tool_call>",
+    "</tool_call>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+    "<|audio_start|>",  # base + 26
+    "<|audio_end|>",  # base + 27
+    "<tts_pad>",
+    "<tts_text_bos>",
+    "<tts_text_eod>",
+    "<tts_text_bos_single>",
+    "<|audio_pad|>",  # base + 32
+)
+"""Qwen3-Omni's added tokens in id order; the real tokenizer puts the first at 151643."""
+
+NAMED_TOKENS: dict[str, str] = {
+    "audio_token": "<|audio_pad|>",
+    "audio_bos_token": "<|audio_start|>",
+    "audio_eos_token": "<|audio_end|>",
+    "image_token": "<|image_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+}
+"""Attributes ``Qwen3OmniMoeProcessor`` reads from its tokenizer (``extra_special_tokens``)."""
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'audio' or 'audio' in part -%}"
+    "{{- '<|audio_start|><|audio_pad|><|audio_end|>' -}}"
+    "{%- elif part['type'] == 'image' or 'image' in part -%}"
+    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+"""Qwen's chat template for Omni inputs: system/user turns, audio parts as one placeholder."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +185,28 @@ REAL = Dims(
 )
 
 
-def model_config(dims: Dims, vocab: dict[str, int]) -> dict[str, Any]:
+def write(directory: Path, family: ModelFamily, *, real_dims: bool) -> None:
+    """Write config, generation config, tokenizer and processor of ``family``'s test model."""
+    dims = REAL if real_dims else TINY
+    vocab = token_layout(vocabulary(dims))
+    write_json(directory / "config.json", model_config(dims, vocab, NAMES[family]))
+    write_json(directory / "generation_config.json", generation_config(vocab))
+    tokenizer = build_tokenizer(vocabulary(dims), max_length=dims.max_position_embeddings)
+    _write_processor(directory, tokenizer)
+
+
+def vocabulary(dims: Dims) -> Vocabulary:
+    return Vocabulary(
+        vocab_size=dims.vocab_size,
+        special_base_id=dims.special_base_id,
+        special_tokens=SPECIAL_TOKENS,
+        named_tokens=NAMED_TOKENS,
+        pinned_words=dict(dims.pinned_words),
+        plain_tokens=frozenset({"<think>", "</think>"}),
+    )
+
+
+def model_config(dims: Dims, vocab: dict[str, int], name: str) -> dict[str, Any]:
     """config.json: a thinker-only ``qwen3_omni_moe`` config with every field written out."""
     thinker = {
         "model_type": "qwen3_omni_moe_thinker",
@@ -127,6 +230,7 @@ def model_config(dims: Dims, vocab: dict[str, int]) -> dict[str, Any]:
     import transformers
 
     return {
+        "_name_or_path": f"earwitness/tiny-{name}",
         "transformers_version": transformers.__version__,
         "architectures": ["Qwen3OmniMoeForConditionalGeneration"],
         "model_type": "qwen3_omni_moe",
@@ -238,3 +342,41 @@ def _text_config(dims: Dims) -> dict[str, Any]:
         "initializer_range": 0.02,
         "tie_word_embeddings": False,
     }
+
+
+def _write_processor(directory: Path, tokenizer: Any) -> None:
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        Qwen3OmniMoeProcessor,
+    )
+
+    vision = {"patch_size": 16, "temporal_patch_size": 2, "merge_size": 2}
+    processor = Qwen3OmniMoeProcessor(
+        image_processor=Qwen2VLImageProcessor(**vision),
+        video_processor=Qwen2VLVideoProcessor(**vision),
+        feature_extractor=whisper_features(),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(str(directory))
+
+
+def whisper_features() -> Any:
+    """The Whisper feature extractor both Qwen-Omni generations use (128 mel bins, 16 kHz)."""
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(
+        feature_size=MEL_BINS,
+        sampling_rate=AUDIO_SAMPLE_RATE_HZ,
+        hop_length=HOP_LENGTH_SAMPLES,
+        n_fft=N_FFT_SAMPLES,
+        chunk_length=FEATURE_CHUNK_S,
+        padding_value=0.0,
+        return_attention_mask=True,
+        dither=0.0,
+    )
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
