@@ -1,0 +1,80 @@
+"""Where the exporter puts things under its destination root (pure names, no I/O).
+
+::
+
+    <root>/
+      captions/date=2026-12-02/hour=13/captions-p00003-00000000000000001000-00000000000000001999.parquet
+      alerts/date=.../hour=.../alerts-p00000-<first offset>-<last offset>.parquet
+      _rejects/captions/captions-p00003-<first>-<last>.parquet     records that are not events
+      _manifests/captions/p00003/<first>-<last>.json                one per flush: the commit point
+      _staging/captions/p00003/<first>-<last>/<n>.parquet           written here, then moved
+
+A flush covers one Kafka partition's offsets ``first..last`` (inclusive) and writes one data
+file per date/hour present, all named by that range. Names start with ``_`` where readers must
+not look: Hive-style readers (Spark, pyarrow datasets, DuckDB ``hive_partitioning``) skip
+them, and a glob of ``captions/**/*.parquet`` never reaches them. Offsets are zero-padded to
+20 digits so that names sort by offset.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+MANIFESTS = "_manifests"
+STAGING = "_staging"
+REJECTS = "_rejects"
+_RANGE = re.compile(r"^(\d{20})-(\d{20})\.json$")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """Offsets ``first..last`` of one partition (inclusive); empty when ``last < first``."""
+
+    first: int
+    last: int
+
+    @property
+    def next_offset(self) -> int:
+        return self.last + 1
+
+    def tag(self) -> str:
+        return f"{self.first:020d}-{self.last:020d}"
+
+
+def hour_of(time_ns: int) -> tuple[str, str]:
+    """``("2026-12-02", "13")``: the date and hour partition of a Unix ns time (UTC)."""
+    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, tz=UTC)
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
+
+
+def data_path(table: str, partition: int, span: Span, hour: tuple[str, str]) -> str:
+    date, hh = hour
+    return f"{table}/date={date}/hour={hh}/{table}-p{partition:05d}-{span.tag()}.parquet"
+
+
+def rejects_path(table: str, partition: int, span: Span) -> str:
+    return f"{REJECTS}/{table}/{table}-p{partition:05d}-{span.tag()}.parquet"
+
+
+def staging_dir(table: str, partition: int) -> str:
+    return f"{STAGING}/{table}/p{partition:05d}"
+
+
+def staged_path(table: str, partition: int, span: Span, n: int) -> str:
+    return f"{staging_dir(table, partition)}/{span.tag()}/{n}.parquet"
+
+
+def manifests_dir(table: str, partition: int) -> str:
+    return f"{MANIFESTS}/{table}/p{partition:05d}"
+
+
+def manifest_path(table: str, partition: int, span: Span) -> str:
+    return f"{manifests_dir(table, partition)}/{span.tag()}.json"
+
+
+def span_of_manifest(name: str) -> Span | None:
+    """The span a manifest's file name (its last path part) covers; None if not a manifest."""
+    match = _RANGE.match(name.rsplit("/", 1)[-1])
+    return Span(int(match[1]), int(match[2])) if match else None
