@@ -3,14 +3,15 @@
 ::
 
     <root>/
-      captions/date=2026-12-02/hour=13/captions-p00003-00000000000000001000-00000000000000001999.parquet
-      alerts/date=.../hour=.../alerts-p00000-<first offset>-<last offset>.parquet
-      _rejects/captions/captions-p00003-<first>-<last>.parquet     records that are not events
-      _manifests/captions/p00003/<first>-<last>.json                one per flush: the commit point
-      _staging/captions/p00003/<first>-<last>/<n>.parquet           written here, then moved
+      captions/date=2026-12-02/hour=13/captions-p00003-00000000000000001000-00000000000000002000.parquet
+      alerts/date=.../hour=.../alerts-p00000-<first>-<end>.parquet
+      _rejects/captions/captions-p00003-<first>-<end>.parquet     records that are not events
+      _manifests/captions/p00003/<first>-<end>.json                one per flush: the commit point
+      _staging/captions/p00003/<first>-<end>/<n>.parquet           written here, then moved
 
-A flush covers one Kafka partition's offsets ``first..last`` (inclusive) and writes one data
-file per date/hour present, all named by that range. Names start with ``_`` where readers must
+A flush covers one Kafka partition's offsets ``first`` to ``end`` (exclusive: ``end`` is the
+offset after the last, where the next flush starts) and writes one data file per date/hour
+present, all named by that range. Names start with ``_`` where readers must
 not look: Hive-style readers (Spark, pyarrow datasets, DuckDB ``hive_partitioning``) skip
 them, and a glob of ``captions/**/*.parquet`` never reaches them. Offsets are zero-padded to
 20 digits so that names sort by offset.
@@ -40,7 +41,8 @@ class Span:
         return self.last + 1
 
     def tag(self) -> str:
-        return f"{self.first:020d}-{self.last:020d}"
+        """``<first>-<end>``: the first offset and the one after the last (where to resume)."""
+        return f"{self.first:020d}-{self.next_offset:020d}"
 
 
 def hour_of(time_ns: int) -> tuple[str, str]:
@@ -77,4 +79,4 @@ def manifest_path(table: str, partition: int, span: Span) -> str:
 def span_of_manifest(name: str) -> Span | None:
     """The span a manifest's file name (its last path part) covers; None if not a manifest."""
     match = _RANGE.match(name.rsplit("/", 1)[-1])
-    return Span(int(match[1]), int(match[2])) if match else None
+    return Span(int(match[1]), int(match[2]) - 1) if match else None
