@@ -1,1 +1,1 @@
-"""``earwitness export``: caption events (and alerts) from Kafka into Parquet files, exactly once."""
+"""``earwitness export``: caption events (and alerts) from Kafka into Parquet, exactly once."""

@@ -29,14 +29,13 @@ REJECTS_SCHEMA = pa.schema(
         pa.field("detail", pa.string(), nullable=False),
         pa.field("key", pa.binary()),
         pa.field("value", pa.binary()),
-        pa.field(
-            "headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))
-        ),
+        pa.field("headers", pa.list_(pa.struct([("key", pa.string()), ("value", pa.binary())]))),
     ]
 )
 """A record that is not an event of its table, kept whole (the exporter's dead letters)."""
 
-Headers = list[tuple[str, bytes | None]] | None
+Headers = list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None] | None
+"""As confluent-kafka hands them out."""
 
 
 @dataclass
@@ -72,7 +71,9 @@ class PartitionBuffer:
         try:
             row = decode(self.table, value, self.partition, offset, ts_ms)
         except BadInputError as exc:
-            self.rejects.append(self._reject(offset, key, value, ts_ms, headers, exc))
+            self.rejects.append(
+                self._reject(offset, key, value, ts_ms=ts_ms, headers=headers, exc=exc)
+            )
             return exc.reason
         self.rows.setdefault(hour_of(row.time_ns), []).append(row.values)
         return None
@@ -91,6 +92,7 @@ class PartitionBuffer:
         offset: int,
         key: bytes | None,
         value: bytes | None,
+        *,
         ts_ms: int,
         headers: Headers,
         exc: BadInputError,
@@ -104,5 +106,15 @@ class PartitionBuffer:
             "detail": exc.detail,
             "key": key,
             "value": value,
-            "headers": [{"key": k, "value": v} for k, v in headers or ()],
+            "headers": [{"key": k, "value": _bytes(v)} for k, v in _pairs(headers)],
         }
+
+
+def _pairs(headers: Headers) -> list[tuple[str, str | bytes | None]]:
+    if headers is None:
+        return []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value

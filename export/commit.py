@@ -14,7 +14,8 @@ A flush of partition ``p``, offsets ``first..last`` (named ``<first>-<end>``, en
                  failpoint export.manifest_written
     4. publish   move each staged file to its final name
                  failpoint export.published
-    5. (caller)  commit next offset last + 1 to the consumer group          failpoint export.offsets_committed
+    5. (caller)  commit offset last + 1 to the consumer group (lag monitoring)
+                 failpoint export.offsets_committed
 
 Recovery of partition ``p`` (on every assignment, before a record of ``p`` is read)::
 
@@ -97,7 +98,9 @@ class Committer:
             for hour, table in sorted(flush.hours.items())
         ]
         if flush.rejects is not None:
-            parts.append((layout.rejects_path(flush.table, flush.partition, flush.span), flush.rejects))
+            parts.append(
+                (layout.rejects_path(flush.table, flush.partition, flush.span), flush.rejects)
+            )
         files = []
         for n, (final, table) in enumerate(parts):
             staged = layout.staged_path(flush.table, flush.partition, flush.span, n)
@@ -147,7 +150,9 @@ class Committer:
             origin = Flush(table, topic, partition, Span(start_offset, start_offset - 1))
             path = layout.manifest_path(table, partition, origin.span)
             self.store.put(path, orjson.dumps(self._manifest(origin, [])))
-            logger.info("%s partition %d: first export, from offset %d", table, partition, start_offset)
+            logger.info(
+                "%s partition %d: first export, from offset %d", table, partition, start_offset
+            )
             return start_offset
         newest = spans[-1]
         manifest = orjson.loads(self.store.get(layout.manifest_path(table, partition, newest)))

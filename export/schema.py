@@ -106,20 +106,24 @@ def _arrow_type(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> tuple[pa.Da
         return _arrow_type(options[0], defs)[0], True
     if "enum" in prop:
         return pa.dictionary(pa.int32(), pa.string()), False
+    if prop.get("type") in _SCALARS:
+        return _SCALARS[prop["type"]], False
+    return _container(prop, defs), False
+
+
+def _container(prop: Mapping[str, Any], defs: Mapping[str, Any]) -> pa.DataType:
     kind = prop.get("type")
-    if kind in _SCALARS:
-        return _SCALARS[kind], False
     if kind == "array":
-        return pa.list_(_arrow_type(prop["items"], defs)[0]), False
+        return pa.list_(_arrow_type(prop["items"], defs)[0])
     if kind == "object" and "properties" in prop:
         required = set(prop.get("required", []))
         children = [
             pa.field(name, *_nullable(_arrow_type(child, defs), name not in required))
             for name, child in prop["properties"].items()
         ]
-        return pa.struct(children), False
+        return pa.struct(children)
     if kind == "object" and isinstance(prop.get("additionalProperties"), dict):
-        return pa.map_(pa.string(), _arrow_type(prop["additionalProperties"], defs)[0]), False
+        return pa.map_(pa.string(), _arrow_type(prop["additionalProperties"], defs)[0])
     raise ValueError(f"no Arrow type for JSON Schema {prop}")
 
 
