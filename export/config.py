@@ -32,6 +32,11 @@ class ExportKafka(KafkaClientSettings):
         description="Consumer group. Its offsets are for lag monitoring only: the files' "
         "manifests say where to resume.",
     )
+    group_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (the pod name): a restarted exporter gets its "
+        "partitions back at once instead of after session_timeout_ms.",
+    )
     start: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where a partition that has never been exported starts.",

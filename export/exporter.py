@@ -70,7 +70,7 @@ class Exporter:
 
     def _consumer_config(self) -> dict[str, object]:
         kafka = self.settings.kafka
-        return {
+        config: dict[str, object] = {
             **kafka.client_config(),
             "group.id": kafka.group_id,
             "enable.auto.commit": False,
@@ -80,6 +80,9 @@ class Exporter:
             "session.timeout.ms": kafka.session_timeout_ms,
             "max.poll.interval.ms": kafka.max_poll_interval_ms,
         }
+        if kafka.group_instance_id:
+            config["group.instance.id"] = kafka.group_instance_id
+        return config
 
     def stop(self) -> None:
         """Ask the loop to flush and exit; safe from a signal handler."""

@@ -1,0 +1,121 @@
+"""``earwitness export`` against the real broker: SIGKILLed at every step of the commit order,
+restarted, and every committed record of the topic is in the files exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs as pafs
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from tests.export.support import (
+    BAD_RECORDS,
+    ExporterProcess,
+    captions,
+    manifests,
+    read_rejects,
+    read_table,
+    records,
+    wait_until,
+    write_config,
+)
+from tests.support.kafka import consume, produce
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+FAILPOINTS = [
+    "export.staged",
+    "export.manifest_written",
+    "export.published",
+    "export.offsets_committed",
+]
+
+
+def _aborted(bootstrap: str, topic: str) -> None:
+    """Records of an aborted transaction: a read_committed exporter must never export them."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"{topic}-aborted"})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for key, value in records(captions(10, start=10_000)):
+        producer.produce(topic, key=key, value=value)
+    producer.abort_transaction(30)
+
+
+def test_sigkill_at_each_step_then_restart_exports_every_record_once(
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    lake = tmp_path / "lake"
+    config = write_config(
+        tmp_path, kafka_bootstrap, topic, str(lake), kafka={"group_instance_id": "export-0"}
+    )
+    fs, root = pafs.LocalFileSystem(), str(lake)
+    produce(kafka_bootstrap, topic, records(captions(100)))
+    _aborted(kafka_bootstrap, topic)
+    produce(kafka_bootstrap, topic, [(b"cam-0", bad) for bad in BAD_RECORDS])
+    for n, failpoint in enumerate(FAILPOINTS, start=1):
+        killed = ExporterProcess(
+            write_config(
+                tmp_path,
+                kafka_bootstrap,
+                topic,
+                str(lake),
+                kafka={"group_instance_id": "export-0"},
+                failpoints={failpoint: 1},
+            ),
+            tmp_path / f"export-{n}.log",
+        )
+        assert killed.wait(180) == -9, killed.text()[-3000:]
+        produce(kafka_bootstrap, topic, records(captions(50, start=100 * n)))
+    expected = consume(kafka_bootstrap, topic, count=100 + 50 * len(FAILPOINTS) + 3)
+    positions = sorted((m.partition(), m.offset()) for m in expected)
+    final = ExporterProcess(config, tmp_path / "export-final.log")
+
+    def exported() -> int:
+        rows = read_table(fs, root, "captions").num_rows if (lake / "captions").exists() else 0
+        return rows + read_rejects(fs, root, "captions").num_rows
+
+    wait_until(lambda: exported() >= len(positions), 180, "every record in the files")
+    assert final.terminate() == 0, final.text()[-3000:]
+
+    table = read_table(fs, root, "captions")
+    rejects = read_rejects(fs, root, "captions")
+    got = sorted(
+        zip(
+            table["kafka_partition"].to_pylist() + rejects["kafka_partition"].to_pylist(),
+            table["kafka_offset"].to_pylist() + rejects["kafka_offset"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert got == positions  # no duplicate, nothing missing, nothing of the aborted transaction
+    produced_ids = {
+        e.event_id for i in range(5) for e in captions(100 if i == 0 else 50, start=100 * i)
+    }
+    assert set(table["event_id"].to_pylist()) == produced_ids
+    assert sorted(rejects["value"].to_pylist()) == sorted(BAD_RECORDS)
+    assert not list((lake / "_staging").rglob("*.parquet"))
+    _check_hive_layout(lake)
+    _check_group_offsets(kafka_bootstrap, topic, fs, root)
+
+
+def _check_hive_layout(lake: Path) -> None:
+    hours = {
+        p.relative_to(lake / "captions").parent.as_posix()
+        for p in (lake / "captions").rglob("*.parquet")
+    }
+    assert hours == {"date=2025-11-21/hour=04", "date=2025-11-21/hour=05"}, hours
+
+
+def _check_group_offsets(bootstrap: str, topic: str, fs: pafs.FileSystem, root: str) -> None:
+    """The group's offsets (lag monitoring) end where the newest manifests end."""
+    ends: dict[int, int] = {}
+    for manifest in manifests(fs, root, "captions"):
+        partition = manifest["partition"]
+        ends[partition] = max(ends.get(partition, 0), manifest["last_offset"] + 1)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"export-{topic}"})
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in ends], timeout=30)
+    finally:
+        consumer.close()
+    assert {tp.partition: tp.offset for tp in committed} == ends
