@@ -90,13 +90,12 @@ def test_sigkill_at_each_step_then_restart_exports_every_record_once(
         )
     )
     assert got == positions  # no duplicate, nothing missing, nothing of the aborted transaction
-    produced_ids = {
-        e.event_id for i in range(5) for e in captions(100 if i == 0 else 50, start=100 * i)
-    }
-    assert set(table["event_id"].to_pylist()) == produced_ids
+    produced = [e for i in range(5) for e in captions(100 if i == 0 else 50, start=100 * i)]
+    assert set(table["event_id"].to_pylist()) == {e.event_id for e in produced}
     assert sorted(rejects["value"].to_pylist()) == sorted(BAD_RECORDS)
     assert not list((lake / "_staging").rglob("*.parquet"))
-    _check_hive_layout(lake, {"date=%s/hour=%s" % hour_of(e.window_start_ns) for e in produced})
+    hours = {hour_of(e.window_start_ns) for e in produced}
+    _check_hive_layout(lake, {f"date={date}/hour={hh}" for date, hh in hours})
     _check_group_offsets(kafka_bootstrap, topic, fs, root)
 
 
