@@ -26,7 +26,7 @@ HOUR_NS = 3_600_000_000_000
 BAD_RECORDS = [b"not json at all", b'{"kind": "caption"}', b"[1, 2]"]
 
 
-def captions(n: int, *, streams: int = 3, start: int = 0) -> list[CaptionEvent]:
+def captions(n: int, *, streams: int = 8, start: int = 0) -> list[CaptionEvent]:
     """``n`` caption events over ``streams`` streams; every 40th window falls in the next hour."""
     events = []
     for i in range(start, start + n):

@@ -120,3 +120,4 @@ def _check_group_offsets(bootstrap: str, topic: str, fs: pafs.FileSystem, root: 
     finally:
         consumer.close()
     assert {tp.partition: tp.offset for tp in committed} == ends
+    assert all(end > 0 for end in ends.values())  # both partitions had records
