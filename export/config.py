@@ -56,7 +56,7 @@ class Destination(BaseModel):
     url: str = Field(
         description="A local directory, s3://bucket/prefix (pyarrow's S3), or any fsspec URL."
     )
-    options: dict[str, str] = Field(
+    options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
         description="Filesystem options: for s3://, pyarrow S3FileSystem arguments "
         "(endpoint_override, region, scheme, access_key ...); for fsspec, its storage options.",
@@ -69,8 +69,8 @@ class Destination(BaseModel):
         default="zstd", description="Parquet compression codec."
     )
 
-    def filesystem_options(self) -> dict[str, str]:
-        options = dict(self.options)
+    def filesystem_options(self) -> dict[str, str | int | float | bool]:
+        options: dict[str, str | int | float | bool] = dict(self.options)
         if self.secret_key is not None:
             options["secret_key"] = self.secret_key.get_secret_value()
         return options

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def open_filesystem(
-    url: str, options: Mapping[str, str], *, use_fsspec: bool = False
+    url: str, options: Mapping[str, object], *, use_fsspec: bool = False
 ) -> tuple[pafs.FileSystem, str]:
     """``(filesystem, root path)`` of a destination URL (module docstring)."""
     scheme = urlparse(url).scheme
@@ -47,7 +47,7 @@ def open_filesystem(
         raise ConfigError(f"destination {url}: {exc}") from exc
 
 
-def _fsspec(url: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
+def _fsspec(url: str, options: Mapping[str, object]) -> tuple[pafs.FileSystem, str]:
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url, **dict(options))

@@ -1,9 +1,13 @@
-"""``python -m tests.export.crash_flush ROOT FIRST COUNT [FAILPOINT]``: commit one flush of
-COUNT caption rows (offsets FIRST..) to the local directory ROOT, SIGKILLed at FAILPOINT."""
+"""``python -m tests.export.crash_flush URL FIRST COUNT [FAILPOINT]``: commit one flush of
+COUNT caption rows (offsets FIRST..) to the destination URL, SIGKILLed at FAILPOINT.
+``CRASH_FLUSH_OPTIONS`` (JSON) holds the filesystem options (an S3 endpoint and keys)."""
 
 from __future__ import annotations
 
+import os
 import sys
+
+import orjson
 
 from earwitness import failpoints
 from export.buffer import PartitionBuffer
@@ -32,7 +36,8 @@ def main(argv: list[str]) -> int:
     root, first, count = argv[0], int(argv[1]), int(argv[2])
     if len(argv) > 3:
         failpoints.arm({argv[3]: 1})
-    filesystem, path = open_filesystem(root, {})
+    options = orjson.loads(os.environ.get("CRASH_FLUSH_OPTIONS", "{}"))
+    filesystem, path = open_filesystem(root, options)
     Committer(Store(filesystem, path), "crash-test").commit(flush_of(first, count))
     return 0
 
