@@ -19,10 +19,12 @@ them, and a glob of ``captions/**/*.parquet`` never reaches them. Offsets are ze
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+HOUR_NS = 3_600_000_000_000
 MANIFESTS = "_manifests"
 STAGING = "_staging"
 REJECTS = "_rejects"
@@ -47,7 +49,12 @@ class Span:
 
 def hour_of(time_ns: int) -> tuple[str, str]:
     """``("2026-12-02", "13")``: the date and hour partition of a Unix ns time (UTC)."""
-    moment = datetime.fromtimestamp(time_ns // 1_000_000_000, tz=UTC)
+    return _hour(time_ns // HOUR_NS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour(hours: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(hours * 3600, tz=UTC)
     return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
 
 
