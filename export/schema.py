@@ -54,9 +54,14 @@ class Table:
     """Unix ns that picks the row's date and hour partition."""
     timestamps: Mapping[str, str] = field(default_factory=dict)
     """Column → the ``*_ns`` field it is computed from (typed, instead of an RFC 3339 string)."""
+    record_fields: Mapping[str, pa.DataType] = field(default_factory=dict)
+    """Fields the records carry beside the model's (an alert's ``idempotency_key``)."""
 
     def arrow_schema(self) -> pa.Schema:
-        return arrow_schema(self.model, self.timestamps)
+        schema = arrow_schema(self.model, self.timestamps)
+        for n, (name, arrow_type) in enumerate(self.record_fields.items()):
+            schema = schema.insert(len(self.model.model_fields) + n, pa.field(name, arrow_type))
+        return schema
 
 
 def captions_table() -> Table:
@@ -77,6 +82,7 @@ def alerts_table() -> Table:
         name="alerts",
         model=Alert,
         time_ns=lambda alert: alert.started_ns,  # type: ignore[attr-defined]
+        record_fields={"idempotency_key": pa.string()},
     )
 
 
@@ -159,10 +165,11 @@ def decode(table: Table, value: bytes | None, partition: int, offset: int, ts_ms
     unknown = [key for key in data if key not in known]
     try:
         if unknown:
-            extra = {key: data.pop(key) for key in unknown}
+            record = {key: data.pop(key) for key in table.record_fields if key in data}
+            extra = {key: data.pop(key) for key in unknown if key not in record}
             event = table.model.model_validate(data, strict=False)
-            data = event.model_dump(mode="json")
-            data["extra_json"] = orjson.dumps(extra).decode()
+            data = event.model_dump(mode="json") | record
+            data["extra_json"] = orjson.dumps(extra).decode() if extra else None
         else:
             event = table.model.model_validate_json(value, strict=True)
     except ValidationError as exc:

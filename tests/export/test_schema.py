@@ -55,6 +55,8 @@ def test_alerts_map_lists_and_nested_lists_of_structs() -> None:
     row = decode(table, sample_alert().to_json(), 0, 7, 0)
     arrow = to_arrow(table, table.arrow_schema(), [row.values])
     assert arrow.column("labels").to_pylist() == [[("team", "security")]]
+    assert arrow.column("idempotency_key").to_pylist() == [sample_alert().idempotency_key]
+    assert arrow.column("extra_json").to_pylist() == [None]
 
 
 def test_a_row_round_trips_and_carries_its_kafka_position() -> None:
