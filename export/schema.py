@@ -22,6 +22,7 @@ schemas by name (DuckDB ``union_by_name``, pyarrow datasets' schema unification)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from earwitness.errors import BadInputError
 
@@ -56,6 +57,13 @@ class Table:
     """Column → the ``*_ns`` field it is computed from (typed, instead of an RFC 3339 string)."""
     record_fields: Mapping[str, pa.DataType] = field(default_factory=dict)
     """Fields the records carry beside the model's (an alert's ``idempotency_key``)."""
+
+    @functools.cached_property
+    def reader(self) -> type[BaseModel]:
+        """``model`` that keeps unknown fields (in ``__pydantic_extra__``) instead of ignoring
+        or refusing them."""
+        config = ConfigDict(**{**self.model.model_config, "extra": "allow"})  # type: ignore[typeddict-item]
+        return type(f"{self.model.__name__}Record", (self.model,), {"model_config": config})
 
     def arrow_schema(self) -> pa.Schema:
         schema = arrow_schema(self.model, self.timestamps)
@@ -149,31 +157,22 @@ def decode(table: Table, value: bytes | None, partition: int, offset: int, ts_ms
     """One Kafka record → a row; :class:`BadInputError` (reason ``no_value``, ``not_json`` or
     ``invalid``) when it is not an event of ``table``.
 
-    Fast path: the JSON is validated by the model in strict JSON mode (no coercion), so its
-    decoded values are exactly the column types and become the row as they are. A record with
-    fields the model does not know takes the lax path: the extras go to ``extra_json``.
+    The record is validated by the table's model as every reader of the event validates it
+    (``CaptionEvent.from_json``), and the row is the model's dump: its values have exactly the
+    column types. Fields the model does not know are kept (``extra_json``).
     """
     if value is None:
         raise BadInputError("no_value", "a record without a value (a tombstone?)")
     try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise BadInputError("not_json", str(exc)) from exc
-    if not isinstance(data, dict):
-        raise BadInputError("invalid", f"a JSON {type(data).__name__}, not an object")
-    known = table.model.model_fields
-    unknown = [key for key in data if key not in known]
-    try:
-        if unknown:
-            record = {key: data.pop(key) for key in table.record_fields if key in data}
-            extra = {key: data.pop(key) for key in unknown if key not in record}
-            event = table.model.model_validate(data, strict=False)
-            data = event.model_dump(mode="json") | record
-            data["extra_json"] = orjson.dumps(extra).decode() if extra else None
-        else:
-            event = table.model.model_validate_json(value, strict=True)
+        event = table.reader.model_validate_json(value)
     except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise BadInputError("not_json", _first_error(exc)) from exc
         raise BadInputError("invalid", _first_error(exc)) from exc
+    data = event.model_dump()  # extras included: record_fields become their columns
+    extra = event.__pydantic_extra__
+    if extra and (unknown := {k: v for k, v in extra.items() if k not in table.record_fields}):
+        data["extra_json"] = orjson.dumps(unknown).decode()
     data["kafka_partition"] = partition
     data["kafka_offset"] = offset
     data["kafka_timestamp"] = ts_ms if ts_ms > 0 else None
@@ -188,10 +187,11 @@ def _first_error(exc: ValidationError) -> str:
 
 def to_arrow(table: Table, schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
     """Decoded rows → a table of ``schema``; timestamp columns computed from their ``*_ns``."""
-    computed = set(table.timestamps)
-    plain = pa.schema([f for f in schema if f.name not in computed])
+    plain = pa.schema([f for f in schema if f.name not in table.timestamps])
     arrow = pa.Table.from_pylist(rows, schema=plain)
-    for column, source in table.timestamps.items():
-        micros = pc.divide(arrow.column(source), 1000).cast(TIMESTAMP)
-        arrow = arrow.append_column(column, micros)
-    return arrow.select(schema.names).cast(schema)
+    computed = {
+        column: pc.divide(arrow.column(source), 1000).cast(TIMESTAMP)
+        for column, source in table.timestamps.items()
+    }
+    columns = [computed.get(name) or arrow.column(name) for name in schema.names]
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -97,7 +97,7 @@ def test_fields_from_a_newer_producer_are_kept_in_extra_json() -> None:
         (b"{not json", "not_json"),
         (b"[1]", "invalid"),
         (b'{"kind": "caption"}', "invalid"),
-        (orjson.dumps(orjson.loads(captions(1)[0].to_json()) | {"window_index": "3"}), "invalid"),
+        (orjson.dumps(orjson.loads(captions(1)[0].to_json()) | {"window_index": -1}), "invalid"),
     ],
 )
 def test_what_is_not_an_event_is_rejected_with_a_reason(value: bytes | None, reason: str) -> None:
