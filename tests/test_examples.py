@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from earwitness.config import load_settings
+from export.config import ExportSettings
 from sinks.config import AlertsSettings
 from stream.config import AnalyzerSettings
 from stream.engine.settings import prompt_tokens
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings}
+SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings, "export": ExportSettings}
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +83,12 @@ def test_analyzer_examples_pass_check(
     done = _cli("analyze", "--config", str(path), "--check", env=env)
     assert done.returncode == 0, done.stderr
     assert "settings: valid" in done.stdout and "topic frames" in done.stdout
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("export*.yaml")), ids=lambda p: p.name)
+def test_export_examples_pass_check_as_written(path: Path) -> None:
+    """docs/export.md: `earwitness export --config examples/export.yaml --check`."""
+    env = {"EARWITNESS_EXPORT_DESTINATION__SECRET_KEY": "not-a-real-secret"}  # s3: from a secret
+    done = _cli("export", "--config", str(path.relative_to(EXAMPLES.parent)), "--check", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "export settings are valid" in done.stderr
