@@ -81,7 +81,9 @@ class Roll(BaseModel):
 
     model_config = _FROZEN
 
-    max_rows: int = Field(default=500_000, ge=1, description="Rows buffered per partition.")
+    max_rows: int = Field(
+        default=100_000, ge=1, description="Rows buffered per partition (~2.4 KiB each in memory)."
+    )
     max_bytes: int = Field(
         default=128 * 2**20, ge=1, description="Bytes of record values buffered per partition."
     )
