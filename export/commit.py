@@ -157,12 +157,17 @@ class Committer:
         newest = spans[-1]
         manifest = orjson.loads(self.store.get(layout.manifest_path(table, partition, newest)))
         self._publish(manifest)
-        for leftover in self.store.files(layout.staging_dir(table, partition)):
-            logger.info("%s partition %d: deleting uncommitted %s", table, partition, leftover)
-            self.store.delete(leftover)
+        self.clean_staging(table, partition)
         self._prune(table, partition, spans)
         logger.info("%s partition %d: resuming at offset %d", table, partition, newest.next_offset)
         return newest.next_offset
+
+    def clean_staging(self, table: str, partition: int) -> None:
+        """Delete what failed or crashed flushes left under the partition's staging folder
+        (only valid once the newest manifest is published: then nothing there is needed)."""
+        for leftover in self.store.files(layout.staging_dir(table, partition)):
+            logger.info("%s partition %d: deleting uncommitted %s", table, partition, leftover)
+            self.store.delete(leftover)
 
     def prune(self, table: str, partition: int) -> None:
         self._prune(table, partition, self._spans(table, partition))

@@ -151,13 +151,20 @@ class Exporter:
         self._count(buffer.table.name, manifest)
         next_offset = buffer.span.next_offset
         self._buffers[key] = PartitionBuffer(buffer.table, topic, partition, next_offset)
-        if self._retry_at.pop(key, None) is not None:
+        if self._retry_at.pop(key, None) is not None:  # a failed attempt may have left files
+            self._cleanup(buffer.table.name, partition)
             self._consumer.resume([TopicPartition(topic, partition)])
         self._consumer.commit(
             offsets=[TopicPartition(topic, partition, next_offset)], asynchronous=True
         )
         failpoints.hit("export.offsets_committed")
         return True
+
+    def _cleanup(self, table: str, partition: int) -> None:
+        try:
+            self._committer.clean_staging(table, partition)
+        except TransientError as exc:  # harmless: the next recovery deletes them
+            logger.warning("cannot clean the staging files of %s[%d]: %s", table, partition, exc)
 
     def _to_flush(self, buffer: PartitionBuffer) -> Flush:
         schema = self._schemas[buffer.topic]

@@ -69,34 +69,45 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Gateway:
+    """One versitygw process serving ``root`` on ``port``; the fixture that makes it owns it."""
+
+    def __init__(self, binary: Path, root: Path, port: int) -> None:
+        self.binary, self.root, self.port = binary, root, port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> S3Server:
+        cmd = [str(self.binary), "--access", ACCESS_KEY, "--secret", SECRET_KEY]
+        cmd += ["--port", f"127.0.0.1:{self.port}", "posix", str(self.root)]
+        with (self.root.parent / f"versitygw-{self.port}.log").open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _wait_for_port(self.port, self.proc)
+        return S3Server(f"127.0.0.1:{self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    binary = _binary()
-    root = tmp_path_factory.mktemp("versitygw")
-    port = _free_port()
-    log = (root.parent / "versitygw.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--access",
-            ACCESS_KEY,
-            "--secret",
-            SECRET_KEY,
-            "--port",
-            f"127.0.0.1:{port}",
-            "posix",
-            str(root),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    gateway = Gateway(_binary(), tmp_path_factory.mktemp("versitygw"), _free_port())
     try:
-        _wait_for_port(port, proc)
-        yield S3Server(f"127.0.0.1:{port}")
+        yield gateway.start()
     finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+        gateway.stop()
+
+
+@pytest.fixture
+def private_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """A gateway of the test's own, for tests that stop and restart it (same port, same data)."""
+    gateway = Gateway(_binary(), tmp_path_factory.mktemp("private-versitygw"), _free_port())
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:

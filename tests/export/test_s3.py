@@ -10,12 +10,14 @@ from pathlib import Path
 
 import orjson
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
+import yaml
 
 from export import layout
 from export.commit import Committer
 from export.store import Store, open_filesystem
-from tests.export.conftest import S3Server
+from tests.export.conftest import Gateway, S3Server
 from tests.export.crash_flush import flush_of
 from tests.export.support import (
     REPO,
@@ -93,3 +95,45 @@ def test_export_to_s3_end_to_end(
     assert sorted(table["window_index"].to_pylist()) == list(range(120))
     assert set(table.column_names) >= {"date", "hour", "audio", "kafka_offset"}
     assert secret not in exporter.text()
+
+
+@pytest.mark.kafka
+def test_the_store_going_away_pauses_the_export_and_it_catches_up(
+    private_s3: Gateway, kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
+    """S3 down mid-run: flushes fail (counted, retried), nothing is lost or doubled, and the
+    export catches up once the store is back."""
+    server = S3Server(f"127.0.0.1:{private_s3.port}")
+    bucket = server.new_bucket()
+    options = {**server.options(), "connect_timeout": 2, "request_timeout": 5}
+    url = f"s3://{bucket}/lake"
+    config = write_config(
+        tmp_path,
+        kafka_bootstrap,
+        new_topic(partitions=1),
+        url,
+        destination={"url": url, "options": options},
+        retry_backoff_s=1.0,
+    )
+    topic = yaml.safe_load(config.read_text())["kafka"]["captions_topic"]
+    produce(kafka_bootstrap, topic, records(captions(60)))
+    exporter = ExporterProcess(config, tmp_path / "export.log")
+    filesystem = server.filesystem()
+
+    def rows() -> int:
+        try:
+            return read_table(filesystem, f"{bucket}/lake", "captions").num_rows
+        except OSError:
+            return 0
+
+    wait_until(lambda: rows() >= 60, 180, "the first 60 rows")
+    private_s3.stop()
+    produce(kafka_bootstrap, topic, records(captions(60, start=60)))
+    wait_until(lambda: "retrying later" in exporter.text(), 120, "a failed flush")
+    private_s3.start()
+    wait_until(lambda: rows() >= 120, 180, "every row once the store is back")
+    assert exporter.terminate() == 0, exporter.text()[-3000:]
+    offsets = read_table(filesystem, f"{bucket}/lake", "captions")["kafka_offset"].to_pylist()
+    assert sorted(offsets) == list(range(120))
+    staging = pafs.FileSelector(f"{bucket}/lake/_staging", recursive=True, allow_not_found=True)
+    assert [i.path for i in filesystem.get_file_info(staging) if i.type == pafs.FileType.File] == []
