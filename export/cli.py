@@ -18,7 +18,9 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="export settings (YAML/TOML)")
     parser.add_argument(
-        "--check", action="store_true", help="validate the settings and the destination, then exit"
+        "--check",
+        action="store_true",
+        help="validate the settings (and the destination URL), then exit",
     )
 
 

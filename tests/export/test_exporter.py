@@ -121,3 +121,49 @@ def _check_group_offsets(bootstrap: str, topic: str, fs: pafs.FileSystem, root: 
         consumer.close()
     assert {tp.partition: tp.offset for tp in committed} == ends
     assert all(end > 0 for end in ends.values())  # both partitions had records
+
+
+def test_a_member_joins_then_leaves_and_every_record_is_exported_once(
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
+    """Cooperative rebalances: the revoked partitions' buffers are flushed before the new
+    owner recovers them, so nothing is doubled or lost across the hand-overs. (Dynamic
+    members: a static one's partitions would wait out its session timeout after it stops.)"""
+    topic = new_topic(partitions=2)
+    lake = tmp_path / "lake"
+    fs, root = pafs.LocalFileSystem(), str(lake)
+
+    def member(n: int) -> ExporterProcess:
+        config = write_config(
+            tmp_path,
+            kafka_bootstrap,
+            topic,
+            str(lake),
+            roll={"max_rows": 10_000, "max_age_s": 5.0},
+            instance=f"export-{n}",
+        )
+        return ExporterProcess(config, tmp_path / f"member-{n}.log")
+
+    def exported() -> int:
+        return read_table(fs, root, "captions").num_rows if (lake / "captions").exists() else 0
+
+    produce(kafka_bootstrap, topic, records(captions(100)))
+    first = member(0)
+    wait_until(
+        lambda: "resuming at offset" in first.text() or "first export" in first.text(),
+        120,
+        "member 0 assigned",
+    )
+    second = member(1)
+    wait_until(lambda: exported() > 0, 120, "a flush forced by the rebalance")
+    produce(kafka_bootstrap, topic, records(captions(100, start=100)))
+    assert first.terminate() == 0, first.text()[-3000:]  # its partitions go to member 1
+    produce(kafka_bootstrap, topic, records(captions(100, start=200)))
+    wait_until(lambda: exported() >= 300, 240, "every record")
+    assert second.terminate() == 0, second.text()[-3000:]
+    table = read_table(fs, root, "captions")
+    assert sorted(table["window_index"].to_pylist()) == sorted(
+        e.window_index for e in captions(300)
+    )
+    instances = {m["exporter"]["instance"] for m in manifests(fs, root, "captions") if m["files"]}
+    assert instances == {"export-0", "export-1"}
