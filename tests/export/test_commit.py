@@ -45,6 +45,7 @@ def _expected(flushes: int) -> list[int]:
     return [f * SPAN + i for f in range(flushes) for i in range(COUNT)]
 
 
+@pytest.mark.slow  # a Python process per crash (~2 s each)
 @pytest.mark.parametrize(
     ("failpoint", "resume_at"),
     [
