@@ -195,24 +195,38 @@ class Exporter:
         positioned = []
         for tp in partitions:
             topic, partition = tp.topic, tp.partition
-            start = self._start_offset(consumer, tp)
+            low, high = self._watermarks(consumer, tp)
+            start = low if self.settings.kafka.start == "earliest" else high
             table = self._tables[topic]
             resume = _retrying(
                 f"recovery of {topic}[{partition}]",
                 lambda: self._committer.recover(table.name, topic, partition, start),  # noqa: B023
             )
+            if resume < low:
+                self._expired(table.name, topic, partition, resume, low)
             self._buffers[(topic, partition)] = PartitionBuffer(table, topic, partition, resume)
             positioned.append(TopicPartition(topic, partition, resume))
         consumer.incremental_assign(positioned)
         self.health.assigned = bool(self._buffers)
 
-    def _start_offset(self, consumer: Consumer, tp: TopicPartition) -> int:
-        """Where a never-exported partition starts (``kafka.start``)."""
+    def _watermarks(self, consumer: Consumer, tp: TopicPartition) -> tuple[int, int]:
         try:
             low, high = consumer.get_watermark_offsets(tp, timeout=30)
         except KafkaException as exc:
             raise FatalError(f"watermarks of {tp.topic}[{tp.partition}]: {exc}") from exc
-        return int(low if self.settings.kafka.start == "earliest" else high)
+        return int(low), int(high)
+
+    def _expired(self, table: str, topic: str, partition: int, resume: int, low: int) -> None:
+        """Records the topic's retention deleted before they were exported: said, counted."""
+        logger.error(
+            "%s[%d]: offsets %d..%d expired from the topic before they were exported "
+            "(the exporter was down longer than the topic's retention)",
+            topic,
+            partition,
+            resume,
+            low - 1,
+        )
+        self.metrics.expired.labels(table).inc(low - resume)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]

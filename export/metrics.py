@@ -8,6 +8,8 @@
 ``earwitness_export_flushes_total{table,result}`` flushes: ``ok``, ``failed`` (retried later)
 ``earwitness_export_flush_seconds``               time of one flush (stage, manifest, publish)
 ``earwitness_export_buffered_rows``               rows waiting for their flush
+``earwitness_export_expired_offsets_total{table}`` offsets the topic's retention deleted before
+                                                  they were exported (an outage too long)
 ================================================  =========================================
 """
 
@@ -37,3 +39,6 @@ class ExportMetrics:
             "earwitness_export_flush_seconds", "Flush time.", buckets=_BUCKETS_S, registry=r
         )
         self.buffered = Gauge("earwitness_export_buffered_rows", "Buffered rows.", registry=r)
+        self.expired = Counter(
+            "earwitness_export_expired_offsets", "Offsets lost to retention.", ["table"], registry=r
+        )

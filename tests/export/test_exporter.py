@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from export.layout import hour_of
 from tests.export.support import (
@@ -167,3 +168,31 @@ def test_a_member_joins_then_leaves_and_every_record_is_exported_once(
     )
     instances = {m["exporter"]["instance"] for m in manifests(fs, root, "captions") if m["files"]}
     assert instances == {"export-0", "export-1"}
+
+
+def test_records_the_retention_deleted_before_their_export_are_reported(
+    kafka_bootstrap: str, new_topic, tmp_path: Path
+) -> None:
+    """An exporter down longer than the topic's retention cannot export what expired: it says
+    so (the range, in an error) instead of skipping it silently."""
+    topic = new_topic(partitions=1)
+    lake = tmp_path / "lake"
+    fs, root = pafs.LocalFileSystem(), str(lake)
+    config = write_config(tmp_path, kafka_bootstrap, topic, str(lake))
+
+    def exported() -> int:
+        return read_table(fs, root, "captions").num_rows if (lake / "captions").exists() else 0
+
+    produce(kafka_bootstrap, topic, records(captions(20)))
+    first = ExporterProcess(config, tmp_path / "first.log")
+    wait_until(lambda: exported() == 20, 120, "the first 20 rows")
+    assert first.terminate() == 0
+    produce(kafka_bootstrap, topic, records(captions(30, start=20)))  # offsets 20..49
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.delete_records([TopicPartition(topic, 0, 40)])[TopicPartition(topic, 0, 40)].result(30)
+    second = ExporterProcess(config, tmp_path / "second.log")
+    wait_until(lambda: exported() == 30, 120, "the 10 rows left")
+    assert second.terminate() == 0
+    assert "offsets 20..39 expired from the topic" in second.text()
+    offsets = sorted(read_table(fs, root, "captions")["kafka_offset"].to_pylist())
+    assert offsets == [*range(20), *range(40, 50)]
