@@ -23,7 +23,7 @@ test-fast: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy earwitness stream windowing sinks ingest console
+	$(BIN)/mypy earwitness stream windowing sinks ingest console export
 
 format: venv
 	$(BIN)/ruff format .

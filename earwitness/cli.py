@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("ingest.publish", "publish recordings (audio or video files) as frames"),
     "tail": ("earwitness.tail", "print caption events (or alerts) as they arrive"),
     "console": ("console.cli", "serve the live web console: streams, alerts, search, listen"),
+    "export": ("export.cli", "write captions (and alerts) as Parquet files, exactly once"),
     "make-test-model": (
         "stream.engine.testmodel",
         "write a random-weight Qwen3-Omni model directory (tests, demo, benchmarks)",

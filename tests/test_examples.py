@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from earwitness.config import load_settings
+from export.config import ExportSettings
 from sinks.config import AlertsSettings
 from stream.config import AnalyzerSettings
 from stream.engine.families import ModelFamily
 from stream.engine.prompts import plan_prompt
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings}
+SERVICES = {"analyzer": AnalyzerSettings, "alerts": AlertsSettings, "export": ExportSettings}
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +108,7 @@ CHECKED_BY = {
     "analyzer*.yaml": "test_analyzer_examples_pass_check",
     "ingest*.yaml": "test_ingest_and_console_examples_pass_check_as_written",
     "console*.yaml": "test_ingest_and_console_examples_pass_check_as_written",
+    "export*.yaml": "test_export_examples_pass_check_as_written",
     "rules.yaml": "the alerts examples' rules_path: alerts --check loads it",
     "audio/*": "the demo's sample, published by scripts/demo",
     "secrets/*": "placeholder secret files of examples/alerts.yaml",
@@ -123,3 +125,10 @@ def test_every_example_file_is_checked() -> None:
         for p in EXAMPLES.glob("alerts*.yaml")
     }
     assert (EXAMPLES / "rules.yaml").resolve() in rules_paths
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("export*.yaml")), ids=lambda p: p.name)
+def test_export_examples_pass_check_as_written(path: Path) -> None:
+    """docs/export.md: `earwitness export --config examples/export.yaml --check`."""
+    env = {"EARWITNESS_EXPORT_DESTINATION__SECRET_KEY": "not-a-real-secret"}  # s3: from a secret
+    done = _cli("export", "--config", str(path.relative_to(EXAMPLES.parent)), "--check", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "export settings are valid" in done.stderr

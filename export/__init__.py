@@ -1,0 +1,1 @@
+"""``earwitness export``: caption events (and alerts) from Kafka into Parquet, exactly once."""
