@@ -256,7 +256,9 @@ def test_build_context_has_the_packages(image: str) -> None:
 
 
 def _imports(package: str) -> set[str]:
-    pattern = re.compile(r"^\s*(?:from|import) (earwitness|ingest|stream|windowing|sinks|console)\b")
+    pattern = re.compile(
+        r"^\s*(?:from|import) (earwitness|ingest|stream|windowing|sinks|console)\b"
+    )
     found: set[str] = set()
     for path in (REPO / package).rglob("*.py"):
         found |= {m.group(1) for m in map(pattern.match, path.read_text().splitlines()) if m}
