@@ -136,7 +136,7 @@ def test_archive_carries_the_tag_and_annotations(built: tuple[str, ...], name: s
     assert annotations["org.opencontainers.image.ref.name"] == tag_of(name)
     report = (Path("build/images") / f"{name}.txt").read_text()
     head = os.popen("git rev-parse HEAD").read().strip()
-    assert f"org.opencontainers.image.revision={head}" in report
+    assert f"org.opencontainers.image.revision={head}" in report, "(-dirty: uncommitted changes)"
     assert "org.opencontainers.image.source=" in report
     assert "## Python packages (/opt/venv)" in report and "earwitness==0.1.0" in report
 
