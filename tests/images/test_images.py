@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -106,7 +107,7 @@ PROBE = r"""
 id -u; id -g
 touch /probe 2>/dev/null && echo root-writable || echo root-read-only
 for tool in gcc cc g++ c++ clang make pip pip3 uv; do command -v "$tool" || true; done
-ls /opt/venv/bin | grep -E '^(pip|uv)' || true
+ls /opt/venv/bin | grep -E '^(pip[0-9.]*|uv|uvx)$' || true
 ls -A /root/.cache /var/lib/apt/lists /var/cache/apt/archives 2>/dev/null | grep -v '^lock$' \
   | grep -v ':$' | grep -v '^partial$' || true
 """
@@ -145,7 +146,9 @@ def test_archive_carries_the_tag_and_annotations(built: tuple[str, ...], name: s
     annotations = manifest.get("annotations", {})
     assert annotations["org.opencontainers.image.ref.name"] == tag_of(name)
     report = (Path("build/images") / f"{name}.txt").read_text()
-    head = os.popen("git rev-parse HEAD").read().strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert f"org.opencontainers.image.revision={head}" in report, "(-dirty: uncommitted changes)"
     assert "org.opencontainers.image.source=" in report
     assert "## Python packages (/opt/venv)" in report and "earwitness==0.1.0" in report
