@@ -125,6 +125,8 @@ def test_every_example_file_is_checked() -> None:
         for p in EXAMPLES.glob("alerts*.yaml")
     }
     assert (EXAMPLES / "rules.yaml").resolve() in rules_paths
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("export*.yaml")), ids=lambda p: p.name)
 def test_export_examples_pass_check_as_written(path: Path) -> None:
     """docs/export.md: `earwitness export --config examples/export.yaml --check`."""
