@@ -52,7 +52,7 @@ unpack() {
   rm -rf "$EW/stage"
   # from EW/src: the repo copy's own stream/ (another checkout) must not shadow the code copy
   (cd "$EW/src" && PYTHONPATH=$EW/src:$EW/site python3 -c "from pathlib import Path; \
-from stream.testmodel import write_test_model; write_test_model(Path('$EW/model'), real_dims=True)")
+from stream.engine.testmodel import write_test_model; write_test_model(Path('$EW/model'), real_dims=True)")
   "$EW/jre/bin/java" -version 2>&1 | head -1
   du -sh "$EW/vllm" "$EW/site" "$EW/jre" "$EW/kafka-libs" "$EW/model"
   touch "$EW/READY"
