@@ -23,7 +23,8 @@ batch is formed and on a sweep every second, slots or not, and reported as an ou
 times, then its outcome carries the error; an input the engine rejects is not retried.
 :meth:`MicroBatcher.cancel` drops windows the analyzer no longer wants (a revoked partition, an
 aborted transaction): queued ones leave the queue, in-flight ones are aborted, and each is
-reported ``cancelled``. A dead engine ends ``run`` with ``EngineDeadError``; windows still
+reported ``cancelled``. A dead engine ends ``run`` with ``EngineDeadError`` (a request that fails
+with it, or the sweep finding the engine not alive while idle); windows still
 queued or in flight are then *not* reported: they were never acknowledged, so the analyzer does
 not commit past them and they are captioned again after the restart.
 
@@ -226,9 +227,14 @@ class MicroBatcher:
         return True
 
     async def _sweep(self) -> None:
-        """Shed on a timer too: with every slot busy (a slow or stuck engine) nothing else does."""
+        """Shed on a timer too: with every slot busy (a slow or stuck engine) nothing else does.
+        And look at the engine: one that dies while idle has no request to fail with."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
+            if not self.engine.is_alive:
+                self._dead = self._dead or EngineDeadError("the engine core died")
+                self._arrived.set()  # wake run() so it stops forming batches
+                return
             self._shed()
 
     def _shed(self) -> None:

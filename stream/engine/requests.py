@@ -37,6 +37,11 @@ class Captioner(Protocol):
 
     def caption(self, samples: np.ndarray, request_id: str) -> Awaitable[CaptionResult]: ...
 
+    @property
+    def is_alive(self) -> bool:
+        """False once the engine (its core process) has died."""
+        ...
+
 
 class RequestTimeout(TransientError):
     """The engine did not finish one attempt within ``request_timeout_s``."""

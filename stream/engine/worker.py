@@ -33,8 +33,6 @@ from windowing.window import Window
 logger = logging.getLogger(__name__)
 
 WindowKey = tuple[str, int, int]
-WATCH_INTERVAL_S = 0.5
-"""How often the engine thread checks that the engine core is alive."""
 
 
 class StartInterrupted(FatalError):
@@ -141,12 +139,6 @@ class EngineWorker:
         if self._thread.is_alive():
             logger.error("engine thread did not stop within %.0f s", timeout_s)
 
-    async def _watch_engine(self) -> None:
-        """Return once the engine core is dead, busy or idle: an idle batcher sends nothing
-        that would fail and tell it."""
-        while self.engine is not None and self.engine.is_alive:
-            await asyncio.sleep(WATCH_INTERVAL_S)
-
     def _done(self, outcome: Outcome) -> None:
         """The batcher's outcomes (engine thread) → the poll thread's queue."""
         if outcome.result is not None:
@@ -188,19 +180,13 @@ class EngineWorker:
         assert self._stop is not None
         run = asyncio.create_task(batcher.run(), name="micro-batcher")
         stop = asyncio.create_task(self._stop.wait(), name="stop-request")
-        watch = asyncio.create_task(self._watch_engine(), name="engine-watch")
-        await asyncio.wait({run, stop, watch}, return_when=asyncio.FIRST_COMPLETED)
-        if run.done() or watch.done():
+        await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if run.done():
             stop.cancel()
-            watch.cancel()
-            # Dead now: tell the poll thread before the engine's shutdown, which can take long
-            # (or hang) once its core process is gone.
-            died = EngineDeadError("the engine core died")
-            self.failure = (run.exception() if run.done() else None) or died
-            run.cancel()
-            await asyncio.gather(run, return_exceptions=True)
+            # Dead now (the batcher sees a dead core while idle too): tell the poll thread
+            # before the engine's shutdown, which can take long once its core process is gone.
+            self.failure = run.exception() or EngineDeadError("the micro-batcher ended")
             raise self.failure
-        watch.cancel()
         if self._finish:
             await batcher.drain()
         self.abandoned = await batcher.abandon()

@@ -44,6 +44,12 @@ class ScriptedEngine:
         """(time, request id) of every preparation finished."""
         self.running = 0
         self.most_running = 0
+        self.alive = True
+        """What ``is_alive`` says: a test sets it False for an engine core that died."""
+
+    @property
+    def is_alive(self) -> bool:
+        return self.alive
 
     async def prepare(self, samples: object, request_id: str) -> PreparedWindow:
         await asyncio.sleep(self.prepare_s)
@@ -229,6 +235,31 @@ def test_a_dead_engine_ends_run_and_reports_nothing_unfinished():
 
     done = asyncio.run(scenario())
     assert [o.window.index for o in done] == [0, 1]
+
+
+def test_an_engine_that_dies_while_idle_ends_run():
+    """nothing in flight, so no request fails: the sweep sees the engine not alive and run
+    ends with EngineDeadError (before, a dead idle engine went unnoticed and /healthz stayed
+    green until the next window)"""
+    settings = BatchSettings(max_batch=1, max_wait_ms=0, max_inflight=1)
+    engine = ScriptedEngine()
+
+    async def scenario() -> list[Outcome]:
+        done: list[Outcome] = []
+        batcher = batcher_of(engine, settings, done)
+        batcher.submit(make_window("s", 0))
+        run = asyncio.create_task(batcher.run())
+        async with asyncio.timeout(60):
+            while not done:
+                await asyncio.sleep(0.01)
+        engine.alive = False  # the core process is gone; the batcher waits for windows
+        with pytest.raises(EngineDeadError, match="engine core died"):
+            async with asyncio.timeout(60):
+                await run
+        return done
+
+    done = asyncio.run(scenario())
+    assert [o.window.index for o in done] == [0]
 
 
 @pytest.mark.parametrize(
