@@ -513,3 +513,25 @@ def test_settings_ids_are_not_overridden_by_the_pod_name() -> None:
     assert "EARWITNESS_ANALYZER_KAFKA__GROUP_INSTANCE_ID" in {
         e["name"] for e in container(one(default, "StatefulSet", "analyzer"))["env"]
     }
+
+
+def test_the_alert_runner_takes_connections_on_its_metrics_port_only() -> None:
+    """A NetworkPolicy by default: ingress to the metrics port only, from metricsFrom when set."""
+    policy = one(render(None), "NetworkPolicy", "alerts")
+    validate(policy)
+    deployment = one(render(None), "Deployment", "alerts")
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == labels
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule == {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    ports = {p["name"] for p in container(deployment)["ports"]}
+    assert "metrics" in ports
+
+    peers = render(
+        None, "alerts.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=obs"
+    )
+    (rule,) = one(peers, "NetworkPolicy", "alerts")["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]
+    off = render(None, "alerts.networkPolicy.enabled=false")
+    assert not [d for d in off if d["kind"] == "NetworkPolicy"]
