@@ -30,7 +30,11 @@ turns those into one incident, in stream time (``window_end_ns``), never wall ti
   last event), with ``resolution=stale``; a pending one is dropped. Only incidents on
   partitions the caller has read to their end count (``caught_up``): a runner working through
   a backlog, or one that does not own the stream's partition, must not call a live stream
-  silent. This is the one wall-clock rule, so a replay may resolve differently.
+  silent. Nor while the analyzer is behind on the partition (:meth:`IncidentTracker.behind`:
+  its latest caption arrived ``stale_grace_s`` later after its window than the most punctual
+  one there), so a backlog's gap is not taken for a stopped stream and late captions do not
+  re-open a live incident under a new id. This is the one wall-clock rule, so a replay may
+  resolve differently.
 
 ::
 
@@ -130,6 +134,8 @@ class IncidentTracker:
         self._stale_grace_s = stale_grace_s
         self._states: dict[str, IncidentState] = {}
         self._changes: dict[str, IncidentState | None] = {}
+        # per captions partition: (smallest, latest) reception lag = seen_ns - window_end_ns
+        self._lag_ns: dict[int, tuple[int, int]] = {}
 
     def observe(
         self, event: CaptionEvent, *, seen_ns: int | None = None, partition: int | None = None
@@ -141,6 +147,8 @@ class IncidentTracker:
         """
         alerts: list[Alert] = []
         matched_rules: list[str] = []
+        if seen_ns is not None and partition is not None:
+            self._note_lag(partition, seen_ns - event.window_end_ns)
         outcomes = _outcomes(self._rules, event)
         for rule in self._rules.for_stream(event.stream_id):
             key = state_key(rule.id, event.stream_id)
@@ -182,13 +190,26 @@ class IncidentTracker:
         """How long the stream has been silent, if that makes the incident stale."""
         if self._stale_grace_s is None or state.last_seen_ns is None:
             return None
-        if state.partition not in caught_up:
+        if state.partition not in caught_up or self.behind(state.partition):
             return None
         silent_ns = now_ns - state.last_seen_ns
         rule = self._rules.by_id[state.rule_id]
         if silent_ns < (rule.resolve_after_s + self._stale_grace_s) * _NS_PER_S:
             return None
         return silent_ns
+
+    def behind(self, partition: int | None) -> bool:
+        """The analyzer is behind on ``partition``: its latest caption came ``stale_grace_s``
+        later (after its window closed) than the most punctual one seen there. Stale
+        resolution waits then: a stream's silence is the analyzer's backlog, not the stream."""
+        if partition is None or self._stale_grace_s is None or partition not in self._lag_ns:
+            return False
+        least_ns, latest_ns = self._lag_ns[partition]
+        return latest_ns - least_ns > self._stale_grace_s * _NS_PER_S
+
+    def _note_lag(self, partition: int, lag_ns: int) -> None:
+        least_ns, _ = self._lag_ns.get(partition, (lag_ns, lag_ns))
+        self._lag_ns[partition] = (min(least_ns, lag_ns), lag_ns)
 
     def firing(self) -> list[Alert]:
         """A ``firing`` alert for every open incident (for periodic re-sends)."""

@@ -117,7 +117,11 @@ class HttpSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = Field(default="0.0.0.0", description="Address for /metrics, /healthz, /readyz.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address for /metrics, /healthz, /readyz: loopback unless told (the chart"
+        " sets 0.0.0.0).",
+    )
     port: int = Field(default=9400, ge=0, le=65535, description="Port; 0 picks a free one.")
 
 

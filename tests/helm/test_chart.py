@@ -638,3 +638,25 @@ def test_the_plumbing_defaults_deploy_md_states_are_the_charts() -> None:
         assert node == yaml.safe_load(default), f"{path}: docs say {default}, values.yaml {node}"
         compared += 1
     assert compared >= 6
+
+
+def test_the_alert_runner_takes_connections_on_its_metrics_port_only() -> None:
+    """A NetworkPolicy by default: ingress to the metrics port only, from metricsFrom when set."""
+    policy = one(render(None), "NetworkPolicy", "alerts")
+    validate(policy)
+    deployment = one(render(None), "Deployment", "alerts")
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == labels
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule == {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    ports = {p["name"] for p in container(deployment)["ports"]}
+    assert "metrics" in ports
+
+    peers = render(
+        None, "alerts.networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=obs"
+    )
+    (rule,) = one(peers, "NetworkPolicy", "alerts")["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]
+    off = render(None, "alerts.networkPolicy.enabled=false")
+    assert not [d for d in off if d["kind"] == "NetworkPolicy"]

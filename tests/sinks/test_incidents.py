@@ -369,3 +369,38 @@ def test_a_truncated_caption_is_evidence_and_the_alert_says_so() -> None:
     tracker.observe(caption_event(1, BANG))  # a whole caption: the next alert is not marked
     (state,) = (s for s in tracker.take_changes().values() if s is not None)
     assert state.caption_truncated is False
+
+
+def test_a_lagging_analyzer_holds_stale_resolution_and_late_captions_continue() -> None:
+    """cam-1 and cam-2 share partition 0, captions arrive 5 s after their window (the
+    baseline). The analyzer then falls 380 s behind: cam-1's incident is held (before: stale
+    at 330 s, and cam-1's late caption re-opened it under a new id). Once the analyzer is
+    punctual again and cam-1 really is silent, it resolves as stale, once, same id."""
+    tracker = IncidentTracker(_rules(), stale_grace_s=300.0)
+    out: list[tuple[int, str, str]] = []
+
+    def event(stream: str, index: int, step: str, lag_s: int) -> None:
+        e = _event(index, step, stream)
+        seen_ns = WALL0_NS + (e.window_end_ns - T0_NS) + lag_s * 10**9
+        alerts, _ = tracker.observe(e, seen_ns=seen_ns, partition=0)
+        out.extend((index, a.stream_id, a.idempotency_key) for a in alerts)
+
+    def tick(wall_s: int) -> None:
+        for a in tracker.resolve_stale(WALL0_NS + wall_s * 10**9, {0}):
+            out.append((wall_s, a.stream_id, f"{a.idempotency_key}:{a.resolution}"))
+
+    event("cam-1", 0, "M", 5)  # window [0, 30) received at wall 35
+    event("cam-2", 0, "Q", 5)
+    event("cam-2", 1, "Q", 385)  # window [10, 40) received at wall 425: 380 s behind
+    tick(430)  # cam-1 silent 395 s of wall clock; held: the analyzer is behind
+    assert tracker.behind(0)
+    event("cam-1", 1, "M", 390)  # cam-1's late caption: the same incident goes on
+    for index in range(2, 45):  # the analyzer catches up: punctual again by window 44
+        event("cam-2", index, "Q", max(5, 390 - 10 * index))
+    assert not tracker.behind(0)
+    tick(800)  # cam-1 silent since wall 430 (370 s): stale now
+    incident = incident_id("gunshot", "cam-1", T0_NS, 0)
+    assert out == [
+        (0, "cam-1", f"{incident}:firing"),
+        (800, "cam-1", f"{incident}:resolved:stale"),
+    ]

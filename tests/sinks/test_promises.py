@@ -56,12 +56,12 @@ def test_a_rebalance_commits_the_batch_in_flight(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A second runner joins while the first waits on a slow webhook (8 s a request): the
+    """A second runner joins while the first waits on a slow webhook (15 s a request): the
     first finishes the batch on revocation and commits it, so the new owner does not redo
-    it: every alert reaches the webhook once."""
+    it: the alert reaches the webhook once."""
 
     def slow(request: Received) -> None:
-        time.sleep(8)
+        time.sleep(15)
 
     http_receiver.check = slow
     hook = {"type": "webhook", "url": http_receiver.url, "secret": SECRET, "retry": RETRY}
@@ -70,7 +70,7 @@ def test_a_rebalance_commits_the_batch_in_flight(
         **raw,
         "kafka": {**raw["kafka"], "transactional_id": raw["kafka"]["transactional_id"] + "-b"},
     }
-    streams = ["cam-1", "cam-2", "cam-3", "cam-4"]
+    streams = ["cam-1"]
     with caplog.at_level(logging.INFO), running(raw) as first:
         wait_for(lambda: first.health.ready()[0])
         for stream in streams:
@@ -80,9 +80,9 @@ def test_a_rebalance_commits_the_batch_in_flight(
             wait_for(lambda: len(first.partitions) == 1 and len(second.partitions) == 1, 120)
             wait_for(lambda: len(http_receiver.accepted()) >= len(streams), 120)
             # every caption committed: had the first not committed its batch on revocation,
-            # the new owner would have redone it (8 s a request) before getting here
+            # the new owner would have redone it (15 s a request) before getting here
             group, captions = raw["kafka"]["group_id"], topics["captions"]
-            wait_for(lambda: committed(kafka_bootstrap, group, captions) == 8, 120)
+            wait_for(lambda: committed(kafka_bootstrap, group, captions) == 2, 120)
     assert "mid-batch: finishing and committing it" in caplog.text
     keys = [r.headers["webhook-id"] for r in http_receiver.accepted()]
     assert sorted(keys) == sorted(_key(s) for s in streams)  # each once
