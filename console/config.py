@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from earwitness.config import Settings
+from earwitness.config import Settings, secret_from_file
 from earwitness.events import ALERTS_TOPIC
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
 from windowing.config import WindowSettings
@@ -116,17 +116,6 @@ class HttpSettings(BaseModel):
             return False
 
 
-def _secret_file(values: Any, field: str, file_field: str) -> Any:
-    """``<field>_file: PATH`` → ``<field>``: the file's content, stripped (unless set)."""
-    if not isinstance(values, dict) or values.get(file_field) is None or values.get(field):
-        return values
-    path = Path(values[file_field])
-    try:
-        return {**values, field: path.read_text(encoding="utf-8").strip()}
-    except OSError as exc:
-        raise ValueError(f"{file_field}: cannot read {path}: {exc.strerror}") from exc
-
-
 class AuthSettings(BaseModel):
     """Who may see the console. ``none`` is only allowed on loopback.
 
@@ -157,10 +146,10 @@ class AuthSettings(BaseModel):
     )
 
     _token_from_file = model_validator(mode="before")(
-        lambda values: _secret_file(values, "token", "token_file")
+        lambda values: secret_from_file(values, "token", "token_file")
     )
     _users_from_file = model_validator(mode="before")(
-        lambda values: _secret_file(values, "users", "users_file")
+        lambda values: secret_from_file(values, "users", "users_file")
     )
 
     @model_validator(mode="after")

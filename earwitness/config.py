@@ -84,6 +84,19 @@ def _describe(exc: ValidationError, env: Overrides, path: Path | None) -> str:
     return "\n".join(lines)
 
 
+def secret_from_file(values: Any, field: str, file_field: str) -> Any:
+    """For a ``mode="before"`` validator: ``<field>_file: PATH`` → ``<field>``, the file's
+    content stripped, unless ``<field>`` is set and not empty (e.g. from the environment: it
+    wins)."""
+    if not isinstance(values, dict) or values.get(file_field) is None or values.get(field):
+        return values
+    path = Path(values[file_field])
+    try:
+        return {**values, field: path.read_text(encoding="utf-8").strip()}
+    except OSError as exc:
+        raise ValueError(f"{file_field}: cannot read {path}: {exc.strerror}") from exc
+
+
 def settings_hash(settings: BaseSettings) -> str:
     """sha256 (hex) of the settings as JSON with sorted keys; secrets are masked (``SecretStr``
     dumps as ``**********``), so the hash names the configuration without holding a secret."""

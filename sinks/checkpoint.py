@@ -25,7 +25,7 @@ from confluent_kafka import Consumer
 from earwitness.kafka import ClientConfig
 from earwitness.transactions import Record, TransactionAborted, TransactionalProducer
 from sinks.formats import Headers
-from sinks.incidents import IncidentState
+from sinks.incident_state import IncidentState
 from sinks.jobs import DeadLetter
 from sinks.state import encode
 

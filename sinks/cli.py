@@ -105,7 +105,7 @@ def _run_service(args: argparse.Namespace) -> int:
         len(settings.receivers),
         ", ".join(settings.receivers),
     )
-    from sinks.config import plaintext_warnings
+    from sinks.receivers import plaintext_warnings
 
     for warning in plaintext_warnings(settings.receivers):
         logger.warning("%s", warning)

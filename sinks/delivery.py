@@ -30,10 +30,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from sinks.alerts import Alert
-from sinks.config import Receiver, RetryPolicy
 from sinks.errors import DeliveryFailed, DeliveryRejected
 from sinks.jobs import DeadLetter, Job, Ticket
 from sinks.metrics import AlertMetrics
+from sinks.receivers import Receiver, RetryPolicy
 from sinks.rules import RuleSet
 from sinks.senders import Sender
 

@@ -2,7 +2,7 @@
 
 Two kinds of record, told apart by the key (``@`` never starts a rule id):
 
-* ``<rule_id>|<stream_id>``: the :class:`~sinks.incidents.IncidentState` as JSON;
+* ``<rule_id>|<stream_id>``: the :class:`~sinks.incident_state.IncidentState` as JSON;
 * ``@parked|<receiver>|<idempotency_key>``: a delivery parked while its receiver was down
   (:mod:`sinks.jobs`): ``{"receiver", "partition", "alert"}``.
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from earwitness.compacted import read_to_end
 from sinks.alerts import Alert
-from sinks.incidents import IncidentState
+from sinks.incident_state import IncidentState
 from sinks.jobs import Job
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from earwitness.kafka import ClientConfig
 from sinks.alerts import Alert
-from sinks.config import (
+from sinks.receivers import (
     AlertmanagerReceiver,
     JsonlReceiver,
     KafkaReceiver,

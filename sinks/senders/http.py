@@ -16,8 +16,8 @@ import httpx
 
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, redact_urls
 from sinks.errors import DeliveryFailed, DeliveryRejected
+from sinks.receivers import AlertmanagerReceiver, SlackReceiver, WebhookReceiver, redact_urls
 
 _RETRYABLE = {408, 425, 429}
 

@@ -7,8 +7,8 @@ from typing import BinaryIO
 
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import JsonlReceiver
 from sinks.errors import DeliveryFailed
+from sinks.receivers import JsonlReceiver
 
 
 class JsonlSender:

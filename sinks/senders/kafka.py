@@ -12,8 +12,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from earwitness.kafka import ClientConfig
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import KafkaReceiver
 from sinks.errors import DeliveryFailed, DeliveryRejected
+from sinks.receivers import KafkaReceiver
 
 
 class KafkaSender:

@@ -15,8 +15,8 @@ import time
 
 from sinks import formats
 from sinks.alerts import Alert
-from sinks.config import SyslogReceiver
 from sinks.errors import DeliveryFailed
+from sinks.receivers import SyslogReceiver
 
 
 class SyslogSender:

@@ -22,9 +22,10 @@ import pytest
 
 from sinks import formats
 from sinks.alerts import Alert, AlertState
-from sinks.config import AlertsSettings, Receiver, RetryPolicy, plaintext_warnings
+from sinks.config import AlertsSettings
 from sinks.delivery import Dispatcher, Resender, Ticket, backoff_s
 from sinks.metrics import AlertMetrics
+from sinks.receivers import Receiver, RetryPolicy, plaintext_warnings
 from sinks.rules import Severity, parse_rules
 from sinks.senders import build_sender
 from tests.sinks.sinkutil import Received, sample_alert
