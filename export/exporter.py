@@ -33,7 +33,7 @@ from export.buffer import REJECTS_SCHEMA, PartitionBuffer
 from export.commit import Committer, Flush
 from export.config import ExportSettings
 from export.metrics import ExportMetrics
-from export.schema import Table, alerts_table, captions_table, to_arrow
+from export.schema import Table, alerts_table, captions_table
 from export.store import Store
 
 logger = logging.getLogger(__name__)
@@ -170,11 +170,10 @@ class Exporter:
             logger.warning("cannot clean the staging files of %s[%d]: %s", table, partition, exc)
 
     def _to_flush(self, buffer: PartitionBuffer) -> Flush:
-        schema = self._schemas[buffer.topic]
-        hours = {hour: to_arrow(buffer.table, schema, rows) for hour, rows in buffer.rows.items()}
-        rejects = None
-        if buffer.rejects:
-            rejects = to_arrow_rejects(buffer.rejects)
+        hours, unrepresentable = buffer.tables(self._schemas[buffer.topic])
+        for reason in unrepresentable:
+            self.metrics.rejected.labels(buffer.table.name, reason).inc()
+        rejects = to_arrow_rejects(buffer.rejects) if buffer.rejects else None
         return Flush(buffer.table.name, buffer.topic, buffer.partition, buffer.span, hours, rejects)
 
     def _count(self, table: str, manifest: dict[str, Any]) -> None:
