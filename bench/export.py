@@ -57,7 +57,7 @@ from export import layout
 from export.buffer import PartitionBuffer
 from export.commit import Committer, Flush
 from export.exporter import to_arrow_rejects
-from export.schema import Row, Table, captions_table, to_arrow
+from export.schema import Row, Table, captions_table
 from export.store import Store, open_filesystem
 
 TARGET_PER_CORE = 20_000
