@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,9 +62,15 @@ class PartitionBuffer:
         return Span(self.first, self.last)
 
     def add(
-        self, offset: int, key: bytes | None, value: bytes | None, ts_ms: int, headers: Headers
+        self,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        ts_ms: int,
+        headers: Headers | Callable[[], Headers],
     ) -> str | None:
-        """Take one record; the reject reason if it is not an event, else None."""
+        """Take one record; the reject reason if it is not an event, else None. ``headers``
+        may be a callable (``Message.headers``): only a rejected record needs them."""
         if self.opened_s is None:
             self.opened_s = time.monotonic()
         self.last = offset
@@ -72,8 +79,9 @@ class PartitionBuffer:
         try:
             row = decode(self.table, value, self.partition, offset, ts_ms)
         except BadInputError as exc:
+            found = headers() if callable(headers) else headers
             self.rejects.append(
-                self._reject(offset, key, value, ts_ms=ts_ms, headers=headers, exc=exc)
+                self._reject(offset, key, value, ts_ms=ts_ms, headers=found, exc=exc)
             )
             return exc.reason
         self.rows.setdefault(hour_of(row.time_ns), []).append(row.values)
