@@ -57,7 +57,7 @@ from export import layout
 from export.buffer import PartitionBuffer
 from export.commit import Committer, Flush
 from export.exporter import to_arrow_rejects
-from export.schema import Row, Table, captions_table, to_arrow
+from export.schema import Row, Table, captions_table
 from export.store import Store, open_filesystem
 
 TARGET_PER_CORE = 20_000
@@ -148,7 +148,6 @@ def pipeline(
         buffer_module.decode = decode
     table = captions_table()
     schema = table.arrow_schema()
-    convert = to_arrow if decode is None else naive_to_arrow
     filesystem, path = open_filesystem(str(root), {})
     committer = Committer(Store(filesystem, path), "bench")
     committer.recover("captions", "bench", 0, 0)
@@ -158,7 +157,10 @@ def pipeline(
         for offset, value in enumerate(values):
             buffer.add(offset, None, value, 1_764_680_000_000, None)
             if buffer.count >= rows_per_file or offset == len(values) - 1:
-                hours = {h: convert(table, schema, rows) for h, rows in buffer.rows.items()}
+                if decode is None:  # the exporter's own conversion (export/buffer.py)
+                    hours = buffer.tables(schema)[0]
+                else:
+                    hours = {h: naive_to_arrow(table, schema, r) for h, r in buffer.rows.items()}
                 rejects = to_arrow_rejects(buffer.rejects) if buffer.rejects else None
                 committer.commit(Flush("captions", "bench", 0, buffer.span, hours, rejects))
                 buffer = PartitionBuffer(table, "bench", 0, buffer.span.next_offset)

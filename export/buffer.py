@@ -8,7 +8,9 @@ markers, aborted records) fall inside the range and simply have no row.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ import pyarrow as pa
 from earwitness.errors import BadInputError
 from export.config import Roll
 from export.layout import Span, hour_of
-from export.schema import Table, decode
+from export.schema import Table, decode, to_arrow
 
 REJECTS_SCHEMA = pa.schema(
     [
@@ -60,9 +62,15 @@ class PartitionBuffer:
         return Span(self.first, self.last)
 
     def add(
-        self, offset: int, key: bytes | None, value: bytes | None, ts_ms: int, headers: Headers
+        self,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        ts_ms: int,
+        headers: Headers | Callable[[], Headers],
     ) -> str | None:
-        """Take one record; the reject reason if it is not an event, else None."""
+        """Take one record; the reject reason if it is not an event, else None. ``headers``
+        may be a callable (``Message.headers``): only a rejected record needs them."""
         if self.opened_s is None:
             self.opened_s = time.monotonic()
         self.last = offset
@@ -71,12 +79,54 @@ class PartitionBuffer:
         try:
             row = decode(self.table, value, self.partition, offset, ts_ms)
         except BadInputError as exc:
+            found = headers() if callable(headers) else headers
             self.rejects.append(
-                self._reject(offset, key, value, ts_ms=ts_ms, headers=headers, exc=exc)
+                self._reject(offset, key, value, ts_ms=ts_ms, headers=found, exc=exc)
             )
             return exc.reason
         self.rows.setdefault(hour_of(row.time_ns), []).append(row.values)
         return None
+
+    def tables(self, schema: pa.Schema) -> tuple[dict[tuple[str, str], pa.Table], list[str]]:
+        """The rows as Arrow tables by (date, hour), and the reasons of rows Arrow cannot hold.
+
+        A row the model accepted can still be out of Arrow's range (an integer past int64):
+        its batch is converted row by row and such rows become rejects (``unrepresentable``,
+        the row as JSON for value), so one record never stops the export.
+        """
+        hours: dict[tuple[str, str], pa.Table] = {}
+        reasons: list[str] = []
+        for hour, rows in self.rows.items():
+            try:
+                hours[hour] = to_arrow(self.table, schema, rows)
+                continue
+            except (pa.ArrowException, OverflowError):
+                pass
+            good = []
+            for row in rows:
+                try:
+                    to_arrow(self.table, schema, [row])
+                    good.append(row)
+                except (pa.ArrowException, OverflowError) as exc:
+                    self.rejects.append(self._unrepresentable(row, exc))
+                    reasons.append("unrepresentable")
+            if good:
+                hours[hour] = to_arrow(self.table, schema, good)
+        return hours, reasons
+
+    def _unrepresentable(self, row: dict[str, Any], exc: Exception) -> dict[str, Any]:
+        value = json.dumps(row, default=str).encode()  # not orjson: it refuses ints past 64 bits
+        return {
+            "kafka_topic": self.topic,
+            "kafka_partition": self.partition,
+            "kafka_offset": row["kafka_offset"],
+            "kafka_timestamp": row["kafka_timestamp"],
+            "reason": "unrepresentable",
+            "detail": str(exc)[:1000],
+            "key": None,
+            "value": value,
+            "headers": [],
+        }
 
     def due(self, roll: Roll, now_s: float) -> bool:
         if self.opened_s is None:

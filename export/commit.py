@@ -53,6 +53,10 @@ from export.store import Store
 logger = logging.getLogger(__name__)
 
 
+PRUNE_SLACK = 50
+"""Manifests past ``keep_manifests`` before a commit prunes them (recovery always does)."""
+
+
 class FencedError(FatalError):
     """Another exporter committed a flush of this partition past where this one resumed."""
 
@@ -83,13 +87,15 @@ class Committer:
         """Steps 1-4 of the module docstring; the manifest written."""
         files = self._stage(flush)
         failpoints.hit("export.staged")
-        self._fence(flush.table, flush.partition, flush.span)
+        spans = self._fence(flush.table, flush.partition, flush.span)
         manifest = self._manifest(flush, files)
         path = layout.manifest_path(flush.table, flush.partition, flush.span)
         self.store.put(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         failpoints.hit("export.manifest_written")
         self._publish(manifest)
         failpoints.hit("export.published")
+        if len(spans) >= self.keep_manifests + PRUNE_SLACK:  # keeps the fence's listing short
+            self._prune(flush.table, flush.partition, [*spans, flush.span])
         return manifest
 
     def _stage(self, flush: Flush) -> list[dict[str, Any]]:
@@ -108,13 +114,16 @@ class Committer:
             files.append({"path": final, "staged": staged, "rows": table.num_rows, "bytes": size})
         return files
 
-    def _fence(self, table: str, partition: int, span: Span) -> None:
-        newest = self._newest(table, partition)
+    def _fence(self, table: str, partition: int, span: Span) -> list[Span]:
+        """The partition's manifests, after checking that the newest ends where ``span`` starts."""
+        spans = self._spans(table, partition)
+        newest = spans[-1] if spans else None
         if newest is not None and newest.last != span.first - 1:
             raise FencedError(
                 f"{table} partition {partition}: a manifest ends at {newest.last}, this flush "
                 f"starts at {span.first}; another exporter owns the partition"
             )
+        return spans
 
     def _manifest(self, flush: Flush, files: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -179,7 +188,3 @@ class Committer:
     def _spans(self, table: str, partition: int) -> list[Span]:
         names = self.store.files(layout.manifests_dir(table, partition))
         return sorted(span for name in names if (span := layout.span_of_manifest(name)))
-
-    def _newest(self, table: str, partition: int) -> Span | None:
-        spans = self._spans(table, partition)
-        return spans[-1] if spans else None

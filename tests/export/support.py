@@ -19,7 +19,7 @@ import yaml
 
 from earwitness.events import CaptionEvent
 from export import layout
-from tests.sinks.sinkutil import T0_NS, caption_event
+from tests.sinks.sinkutil import caption_event
 
 REPO = Path(__file__).resolve().parents[2]
 HOUR_NS = 3_600_000_000_000
@@ -145,6 +145,3 @@ def manifests(fs: pafs.FileSystem, root: str, table: str) -> list[dict[str, Any]
             with fs.open_input_stream(info.path) as stream:
                 out.append(orjson.loads(stream.read()))
     return out
-
-
-T0 = T0_NS

@@ -89,16 +89,20 @@ def test_the_origin_manifest_pins_where_a_new_partition_started(tmp_path: Path) 
     assert committer.recover("captions", "t", 3, start_offset=900) == 500
 
 
-def test_old_manifests_are_pruned_to_keep_manifests(tmp_path: Path) -> None:
+def test_old_manifests_are_pruned_to_keep_manifests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("export.commit.PRUNE_SLACK", 1)
     committer = Committer(_store(tmp_path), "test", keep_manifests=2)
     committer.recover("captions", "t", 0, 0)
     first = 0
-    for count in (COUNT, 5, 5):
+    for count in (COUNT, 5, 5, 5):
         committer.commit(flush_of(first, count))
         first += count + 1
-    assert committer.recover("captions", "t", 0, 0) == first
     names = _store(tmp_path).files(layout.manifests_dir("captions", 0))
-    assert len(names) == 2
+    assert len(names) == 3  # 5 manifests written, the commits pruned down to keep + slack
+    assert committer.recover("captions", "t", 0, 0) == first
+    assert len(_store(tmp_path).files(layout.manifests_dir("captions", 0))) == 2
 
 
 def test_an_fsspec_filesystem_takes_the_same_commit_order() -> None:

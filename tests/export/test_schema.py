@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -12,6 +13,7 @@ import pytest
 
 from earwitness.errors import BadInputError
 from earwitness.events import CaptionEvent
+from export.buffer import PartitionBuffer
 from export.schema import alerts_table, captions_table, decode, to_arrow
 from tests.export.support import captions
 from tests.sinks.sinkutil import sample_alert
@@ -121,3 +123,18 @@ def test_files_of_the_old_and_the_new_schema_read_together_by_name(tmp_path: Pat
         "union_by_name = true) ORDER BY window_index"
     ).fetchall()
     assert got == [(0, True), (1, True), (2, False), (3, False)]
+
+
+def test_a_row_arrow_cannot_hold_becomes_a_reject_not_a_stuck_export() -> None:
+    table = captions_table()
+    buffer = PartitionBuffer(table, "t", 0, 0)
+    events = captions(3)
+    data = orjson.loads(events[1].to_json()) | {"window_index": 2**70}  # valid int, not int64
+    big = json.dumps(data).encode()  # orjson refuses ints past 64 bits
+    for offset, value in enumerate([events[0].to_json(), big, events[2].to_json()]):
+        assert buffer.add(offset, None, value, 0, None) is None  # the model accepts all three
+    hours, reasons = buffer.tables(table.arrow_schema())
+    assert reasons == ["unrepresentable"]
+    assert sorted(o for t in hours.values() for o in t["kafka_offset"].to_pylist()) == [0, 2]
+    assert [r["kafka_offset"] for r in buffer.rejects] == [1]
+    assert orjson.loads(buffer.rejects[0]["value"])["window_index"] == 2**70
