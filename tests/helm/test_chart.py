@@ -576,7 +576,9 @@ def test_every_values_example_of_deploy_md_renders_and_validates(
 
 SET_BY_CHART = {
     "analyzer.settings": {"failpoints"},  # never in production
-    "alerts.settings": {"rules_path"},  # always alerts.rules, rendered beside the settings
+    # rules_path: always alerts.rules, rendered beside the settings; metrics_token: a secret,
+    # never in a ConfigMap (metrics_token_file, from a Secret, is the setting to use)
+    "alerts.settings": {"rules_path", "metrics_token"},
     "ingest.settings": {"sources"},  # ingest.sources, a ConfigMap of its own
     "console.settings.store": {"path"},  # on the database's claim
 }
