@@ -6,15 +6,22 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/ci.lock
 
-.PHONY: demo test test-fast lint format venv venv-gpu kafka-jars kafka-start kafka-stop bench clean helm-check images images-gpu
+.PHONY: demo test test-heavy test-fast lint format venv venv-gpu kafka-jars kafka-start kafka-stop bench clean helm-check images images-gpu
 
 ## demo: the main job on embedded defaults (local broker, bundled sample, CPU engine without a GPU)
 demo: venv
 	scripts/demo
 
-## test: the whole suite (unit, broker, engine, slow)
+## test: the whole suite (unit, broker, engine, slow, chart, browser), but the two tiers that
+## build their own servers: `images` and `s3` (make test-heavy)
 test: venv kafka-jars
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not images and not s3"
+
+## test-heavy: the tiers that build what they test, cached under ~/.cache/earwitness: `s3`
+## (versitygw from the Go proxy, ~10 min once) and `images` (buildah, ~5-20 min cold, ~2 warm)
+test-heavy: venv kafka-jars
+	scripts/install-versitygw
+	$(BIN)/pytest -m "images or s3"
 
 ## test-fast: unit tier only (no broker, no engine)
 test-fast: venv
