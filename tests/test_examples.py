@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from earwitness.config import load_settings
 from export.config import ExportSettings
@@ -79,13 +81,17 @@ def test_alert_runner_examples_pass_check_as_written(path: Path) -> None:
 @pytest.mark.kafka
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("analyzer*.yaml")), ids=lambda p: p.name)
 def test_analyzer_examples_pass_check(
-    path: Path, kafka_bootstrap: str, tiny_model_dir: Path
+    path: Path, kafka_bootstrap: str, family_model_dir: Callable[[str], Path]
 ) -> None:
     """`earwitness analyze --config <example> --check`, with the broker and a model this
-    machine has (the examples name 127.0.0.1:9092 and the real weights' directory)."""
+    machine has (the examples name 127.0.0.1:9092 and the real weights' directory): the tiny
+    model of the family the example names (the captioner's when it names none)."""
+    family = (yaml.safe_load(path.read_text()).get("engine") or {}).get("family")
     env = {
         "EARWITNESS_ANALYZER_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "EARWITNESS_ANALYZER_ENGINE__MODEL": str(tiny_model_dir),
+        "EARWITNESS_ANALYZER_ENGINE__MODEL": str(
+            family_model_dir(family or "qwen3-omni-captioner")
+        ),
     }
     done = _cli("analyze", "--config", str(path), "--check", env=env)
     assert done.returncode == 0, done.stderr

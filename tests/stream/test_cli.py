@@ -84,10 +84,11 @@ def _check_config(tmp_path: Path, kafka: KafkaSettings) -> Path:
     """A settings file for ``--check``: ``kafka`` and a directory that passes for a model."""
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.json").write_text("{}")
-    settings = AnalyzerSettings(
-        kafka=kafka, engine=EngineSettings(model=str(model)), http=HttpSettings(port=0)
+    (model / "config.json").write_text(
+        '{"architectures": ["Qwen3OmniMoeForConditionalGeneration"]}'
     )
+    engine = EngineSettings(model=str(model), family="qwen3-omni-captioner")
+    settings = AnalyzerSettings(kafka=kafka, engine=engine, http=HttpSettings(port=0))
     config = tmp_path / "analyzer.json"
     config.write_text(settings.model_dump_json())
     return config

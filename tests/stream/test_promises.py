@@ -44,7 +44,9 @@ def test_a_changelog_with_another_partition_count_is_refused(
     kafka_bootstrap: str, new_topic: Callable[..., str]
 ) -> None:
     frames = new_topic(partitions=2)
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, frames_topic=frames)
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, frames_topic=frames, group_id=unique_name("promise")
+    )
     create_topic(kafka_bootstrap, kafka.changelog, 1, {"cleanup.policy": "compact"})
     with pytest.raises(ConfigError, match="must be co-partitioned"):
         ensure_topics(kafka)
