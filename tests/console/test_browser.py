@@ -118,7 +118,8 @@ def alert_runner(kafka_bootstrap: str, topics: dict[str, str]) -> Iterator[Alert
         kafka={"bootstrap_servers": kafka_bootstrap, "captions_topic": topics["captions"],
                "state_topic": topics["state"], "dead_letter_topic": topics["dlq"],
                "group_id": f"alerts-{topics['captions']}", "batch_wait_ms": 100,
-               "transactional_id": f"alerts-{topics['captions']}"},
+               "transactional_id": f"alerts-{topics['captions']}",
+               "start_at": "beginning"},  # captions may come before the runner's assignment
         receivers={"bus": {"type": "kafka", "topic": topics["alerts"]}},
         metrics_port=None,
         drain_timeout_s=5,

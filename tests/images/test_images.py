@@ -249,6 +249,7 @@ def test_the_alerts_image_delivers_a_webhook(
             "group_id": f"alerts-{captions}",
             "transactional_id": f"alerts-{captions}",
             "batch_wait_ms": 100,
+            "start_at": "beginning",  # the caption is produced before the runner starts
         },
         "receivers": {"ops": {"type": "webhook", "url": receiver.url, "secret": SECRET}},
         "metrics_port": None,
