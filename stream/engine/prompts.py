@@ -138,7 +138,8 @@ def sampling(settings: EngineSettings, family: ModelFamily) -> Sampling:
         value = getattr(settings, name)
         return value if value is not None else model.get(name, fallback)
 
-    eos = model.get("eos_token_id", [])
+    # ignore_eos means fixed-length output (benchmarks): no stop token may end it either
+    eos = [] if settings.ignore_eos else model.get("eos_token_id", [])
     return Sampling(
         temperature=float(pick("temperature", traits.temperature)),
         top_p=float(pick("top_p", traits.top_p)),

@@ -120,6 +120,8 @@ def test_sampling_settings_then_generation_config_then_family(tmp_path: Path) ->
     assert (chosen.temperature, chosen.top_k) == (0.3, 9)  # file, then setting
     assert chosen.top_p == 0.8 and chosen.max_tokens == 768  # the family's
     assert chosen.stop_token_ids == (7, 8)
+    fixed = sampling(EngineSettings(model=model, ignore_eos=True), ModelFamily.QWEN2_5_OMNI)
+    assert fixed.stop_token_ids == ()  # fixed-length output: vLLM would stop on them anyway
 
 
 # ------------------------------------------------------------ prompts from the processors

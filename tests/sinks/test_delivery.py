@@ -280,7 +280,7 @@ def test_jsonl_file(tmp_path: Path) -> None:
 
 
 def test_secrets_stay_out_of_logs_metrics_and_dead_letters(
-    http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+    http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A secret in every place one can be: URL userinfo and query, the Slack URL, a bearer
     token, signing keys (current and previous). Logs at DEBUG (httpx logs every request
@@ -311,7 +311,10 @@ def test_secrets_stay_out_of_logs_metrics_and_dead_letters(
         },
     )
     dispatcher, metrics = _dispatcher(receivers)
-    with caplog.at_level(logging.DEBUG):
+    # httpx logs each request's URL at INFO: make sure it does here, whatever an earlier test
+    # (or a library's logging set-up) did to its logger
+    monkeypatch.setattr(logging.getLogger("httpx"), "disabled", False)
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="httpx"):
         try:
             ticket = dispatcher.dispatch([(sample_alert(), n) for n in receivers])
             assert ticket.wait(30)
