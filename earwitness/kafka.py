@@ -86,6 +86,32 @@ def position(msg: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
+def transactional_consumer_config(
+    client: dict[str, Any],
+    group_id: str,
+    *,
+    session_timeout_ms: int,
+    max_poll_interval_ms: int,
+    group_instance_id: str | None = None,
+) -> dict[str, Any]:
+    """A consumer of a read-process-write loop that commits through its producer's
+    transactions: no auto-commit, committed data only, cooperative rebalances, static
+    membership when ``group_instance_id`` is set."""
+    config: dict[str, Any] = {
+        **client,
+        "group.id": group_id,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": session_timeout_ms,
+        "max.poll.interval.ms": max_poll_interval_ms,
+    }
+    if group_instance_id:
+        config["group.instance.id"] = group_instance_id
+    return config
+
+
 def check_consumer_error(error: KafkaError, who: str = "consumer") -> None:
     """A consumer error event: fatal ones raise :class:`KafkaFatalError`, the rest are logged.
 

@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from earwitness import failpoints
 from earwitness.errors import FatalError, TransientError
 from earwitness.health import LoopHealth
-from earwitness.kafka import check_consumer_error, position
+from earwitness.kafka import check_consumer_error, position, transactional_consumer_config
 from export.buffer import REJECTS_SCHEMA, PartitionBuffer
 from export.commit import Committer, Flush
 from export.config import ExportSettings
@@ -70,19 +70,13 @@ class Exporter:
 
     def _consumer_config(self) -> dict[str, object]:
         kafka = self.settings.kafka
-        config: dict[str, object] = {
-            **kafka.client_config(),
-            "group.id": kafka.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "session.timeout.ms": kafka.session_timeout_ms,
-            "max.poll.interval.ms": kafka.max_poll_interval_ms,
-        }
-        if kafka.group_instance_id:
-            config["group.instance.id"] = kafka.group_instance_id
-        return config
+        return transactional_consumer_config(
+            kafka.client_config(),
+            kafka.group_id,
+            session_timeout_ms=kafka.session_timeout_ms,
+            max_poll_interval_ms=kafka.max_poll_interval_ms,
+            group_instance_id=kafka.group_instance_id,
+        )
 
     def stop(self) -> None:
         """Ask the loop to flush and exit; safe from a signal handler."""

@@ -15,6 +15,7 @@ from typing import TypeVar
 from confluent_kafka import KafkaException
 
 from earwitness.errors import KafkaFatalError, TransientError
+from earwitness.kafka import transactional_consumer_config
 from stream.config import AnalyzerSettings
 
 logger = logging.getLogger(__name__)
@@ -24,20 +25,14 @@ T = TypeVar("T")
 
 def consumer_config(settings: AnalyzerSettings) -> dict[str, object]:
     kafka = settings.kafka
-    config: dict[str, object] = {
-        **kafka.client_config(),
-        "group.id": kafka.group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed",
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": kafka.session_timeout_ms,
-        "max.poll.interval.ms": kafka.max_poll_interval_ms,
-        "statistics.interval.ms": 5000,
-    }
-    if kafka.group_instance_id:
-        config["group.instance.id"] = kafka.group_instance_id
-    return config
+    config = transactional_consumer_config(
+        kafka.client_config(),
+        kafka.group_id,
+        session_timeout_ms=kafka.session_timeout_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        group_instance_id=kafka.group_instance_id,
+    )
+    return {**config, "statistics.interval.ms": 5000}
 
 
 def retrying(what: str, step: Callable[[], T], deadline_s: float = 120.0) -> T:
