@@ -181,6 +181,15 @@ PHASES: dict[str, dict[str, Any]] = {
         "levels": [224, 256, 288],
         "tuned": "required",
     },
+    # Session 5: the engine-only twin of e2e.py's e2e_fp8 (default tiles, same levels).
+    "worker_fp8_twin": {
+        "mode": "worker",
+        "quantization": "fp8",
+        **MNS512_CG1024,
+        "batch": {"max_batch": 64, "max_wait_ms": 500.0},
+        "throughput": [(512, 1024)],
+        "levels": [160, 192, 224, 256],
+    },
     "offline_fp8_default": {
         "mode": "offline",
         "quantization": "fp8",

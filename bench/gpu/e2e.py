@@ -82,7 +82,9 @@ PHASES: dict[str, dict[str, Any]] = {
     # examples/analyzer-gpu.yaml as it is (FP8, mns 512, mnbt 32768, graphs <= 1024, batches of
     # 64 / 500 ms), with ("tuned") or without the shipped tuned fused-MoE config (moe-configs/).
     "e2e_fp8_tuned": {"levels": [224, 256, 288], "tuned": True},
-    "e2e_fp8": {"levels": [224, 256, 288], "tuned": False},
+    # Session 5: default tiles, levels with session 4's knee (< 224) inside; engine-only twin:
+    # bench.py's worker_fp8_twin (same settings, same levels, same machine).
+    "e2e_fp8": {"levels": [160, 192, 224, 256], "tuned": False},
     # Scale-out (issue 22): data parallel through the consumer group, one analyzer per GPU, and
     # tensor parallel, one analyzer on two GPUs. Levels start at N x one GPU's passing level.
     "e2e_fp8_dp2": {"levels": [448, 512, 576], "analyzers": 2, "gpus": 2, "partitions": 16},
