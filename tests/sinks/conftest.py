@@ -1,7 +1,8 @@
-"""Fixtures for sinks tests; the helpers live in ``sinkutil``."""
+"""Fixtures for sinks tests; the helpers live in ``sinkutil`` and ``tests/support/delivery.py``."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,3 +24,12 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
         "state": new_topic(config={"cleanup.policy": "compact"}),
         "dlq": new_topic(),
     }
+
+
+@pytest.fixture
+def udp_socket() -> Iterator[socket.socket]:
+    """A UDP socket bound to 127.0.0.1 (a syslog collector), 5 s receive timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        yield sock
