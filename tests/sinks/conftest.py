@@ -1,32 +1,20 @@
-"""Fixtures for sinks tests; the helpers live in ``sinkutil``."""
+"""Fixtures for sinks tests; the helpers live in ``sinkutil`` and ``tests/support/delivery.py``."""
 
 from __future__ import annotations
 
-import threading
+import socket
 from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 
-from tests.sinks.sinkutil import Receiver, handler
+from tests.sinks.sinkutil import Receiver, serving
 
 
 @pytest.fixture
 def http_receiver() -> Iterator[Receiver]:
     """A real HTTP server on 127.0.0.1 in its own thread, shut down after the test."""
-    ref: list[Receiver] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(ref))
-    server.daemon_threads = True
-    receiver = Receiver(server)
-    ref.append(receiver)
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="test-http-receiver", daemon=True
-    )
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with serving() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -36,3 +24,12 @@ def topics(new_topic: Callable[..., str]) -> dict[str, str]:
         "state": new_topic(config={"cleanup.policy": "compact"}),
         "dlq": new_topic(),
     }
+
+
+@pytest.fixture
+def udp_socket() -> Iterator[socket.socket]:
+    """A UDP socket bound to 127.0.0.1 (a syslog collector), 5 s receive timeout."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        yield sock

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -132,3 +133,23 @@ def handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
             return
 
     return Handler
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 in its own thread, shut down on leaving."""
+    ref: list[Receiver] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(ref))
+    server.daemon_threads = True
+    receiver = Receiver(server)
+    ref.append(receiver)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="test-http-receiver", daemon=True
+    )
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
