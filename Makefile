@@ -12,16 +12,18 @@ LOCK := requirements/ci.lock
 demo: venv
 	scripts/demo
 
-## test: the whole suite (unit, broker, engine, slow, chart, browser), but the two tiers that
-## build their own servers: `images` and `s3` (make test-heavy)
+## test: the whole suite (unit, broker, engine, slow, chart, Chromium), but the three tiers
+## that build what they test: `images`, `s3` and `firefox` (make test-heavy)
 test: venv kafka-jars
-	$(BIN)/pytest -m "not images and not s3"
+	$(BIN)/pytest -m "not images and not s3 and not firefox"
 
 ## test-heavy: the tiers that build what they test, cached under ~/.cache/earwitness: `s3`
-## (versitygw from the Go proxy, ~10 min once) and `images` (buildah, ~5-20 min cold, ~2 warm)
+## (versitygw from the Go proxy, ~10 min once), `images` (buildah, ~5-20 min cold, ~2 warm)
+## and `firefox` (the console's browser walk in Firefox; geckodriver from crates.io, 4-15 min once)
 test-heavy: venv kafka-jars
 	scripts/install-versitygw
-	$(BIN)/pytest -m "images or s3"
+	scripts/install-geckodriver
+	$(BIN)/pytest -m "images or s3 or firefox"
 
 ## test-fast: unit tier only (no broker, no engine)
 test-fast: venv

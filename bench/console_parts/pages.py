@@ -146,7 +146,7 @@ def _browser_loads(url: str, paths: list[str]) -> dict[str, float]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from tests.console.test_browser import CHROMIUM_FLAGS
+    from tests.console.browsers import CHROMIUM_FLAGS
 
     options = webdriver.ChromeOptions()
     for flag in CHROMIUM_FLAGS:

@@ -1,16 +1,16 @@
-"""The console in a real browser: headless Chromium (Debian's) driven by Selenium, a real
-console process, the real alert runner, the real broker.
+"""The console in real browsers: headless Chromium and Firefox (Debian's, see
+``tests/console/browsers.py``) driven by Selenium, a real console process, the real alert
+runner, the real broker. The same walk runs in each browser.
 
 One walk through what an operator does: the Streams page fills live, an incident fires and
 resolves on the Alerts page, the operator acknowledges it and the ack survives a console
 restart, a search leads to the stream at that time, and a window plays with the right length.
-Screenshots are saved under ``out/test-artifacts/`` (the README's picture is the Streams one).
+Screenshots are saved under ``out/test-artifacts/``: ``console-*.png`` from Chromium (the README's
+picture is the Streams one), ``console-firefox-*.png`` from Firefox.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +27,7 @@ from sinks.config import AlertsSettings
 from sinks.metrics import AlertMetrics
 from sinks.rules import parse_rules
 from sinks.runner import AlertRunner
+from tests.console.browsers import BROWSERS, Browser, require, started
 from tests.console.support import (
     NS,
     ConsoleProcess,
@@ -45,14 +46,6 @@ from windowing import Frame
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 ARTIFACTS = REPO / "out" / "test-artifacts"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1440,900",
-    "--autoplay-policy=no-user-gesture-required",
-)  # fmt: skip
-"""As root, without the machine's closed network making noise (docs of this machine)."""
 BANG = "A window shatters: glass breaking near the back door, then footsteps running away."
 CALM = "Quiet room tone with a ventilation hum; no glass breaking, voices or alarms are heard."
 SCENE = {
@@ -73,32 +66,11 @@ SCENE = {
 }
 
 
-@pytest.fixture(scope="module")
-def chromium() -> None:
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        message = "Chromium is not installed (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI is set, so this is an error")
-        pytest.skip(message)
-
-
-@pytest.fixture
-def browser(chromium: None, tmp_path: Path) -> Iterator[Any]:
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must not try to download a driver
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_script_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+@pytest.fixture(params=BROWSERS)
+def browser(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser]:
+    require(request.param)
+    with started(request.param, tmp_path) as browser:
+        yield browser
 
 
 @pytest.fixture
@@ -158,7 +130,8 @@ def _css(selector: str) -> Callable[[Any], Any]:
 
 def _shot(driver: Any, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"console-{name}.png"))
+    browser = "" if driver.name == "chrome" else f"{driver.name}-"
+    driver.save_screenshot(str(ARTIFACTS / f"console-{browser}{name}.png"))
 
 
 def _scene(bootstrap: str, topics: dict[str, str]) -> None:
@@ -289,19 +262,19 @@ fetch(arguments[0]).then(r => r.arrayBuffer())
 
 
 def test_an_operator_s_walk_through_the_console(
-    browser: Any,
+    browser: Browser,
     kafka_bootstrap: str,
     topics: dict[str, str],
     alert_runner: AlertRunner,
     console: ConsoleProcess,
 ) -> None:
-    walk = Walk(browser, kafka_bootstrap, topics, console)
+    walk = Walk(browser.driver, kafka_bootstrap, topics, console)
     walk.a_caption_shows_within_two_seconds()
     walk.the_alert_fires_and_is_acknowledged()
     walk.quiet_windows_resolve_it()
     walk.the_ack_survives_a_restart()
     walk.the_window_plays_thirty_seconds(walk.a_search_leads_to_the_stream_at_that_time())
     walk.the_streams_page_at_the_end()
-    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     restart = "/events?"  # refused while the console restarted: EventSource retried
-    assert [m for m in errors if not (restart in m and "ERR_CONNECTION_REFUSED" in m)] == []
+    errors = [m for m in browser.errors() if not (restart in m and browser.refused(m))]
+    assert errors == []

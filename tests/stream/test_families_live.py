@@ -1,11 +1,11 @@
 """Each model family end to end through the analyzer: real broker, real vLLM (CPU, tiny model).
 
-The captioner runs in ``test_analyzer.py``. Here: Qwen2.5-Omni (another architecture in vLLM)
-and Qwen3-Omni Thinking (system prompt + text prompt through the engine, reasoning parsed and
-kept). Qwen3-Omni Instruct is the Thinking's architecture and prompt without the parsing: its
-prompt is checked against its processor in ``tests/engine/test_families.py``, without an engine.
-One engine start per family (~60-150 s each on 2 cores). Captions of random weights are noise:
-the tests check the event's generation fields, never wording.
+The captioner runs in ``test_analyzer.py``. Here: Qwen2.5-Omni (another architecture in vLLM),
+Qwen3-Omni Instruct (system prompt + text prompt through the engine, no reasoning) and Qwen3-Omni
+Thinking (the same, with the reasoning parsed and kept). Their prompts are also checked against
+each processor in ``tests/engine/test_families.py``, without an engine. One engine start per
+family (~70-400 s each on a loaded 2-core host). Captions of random weights are noise: the
+tests check the event's generation fields, never wording.
 """
 
 from __future__ import annotations
@@ -37,7 +37,13 @@ MAX_TOKENS = 8
 
 
 @pytest.fixture(
-    scope="module", params=[ModelFamily.QWEN2_5_OMNI, ModelFamily.QWEN3_OMNI_THINKING], ids=str
+    scope="module",
+    params=[
+        ModelFamily.QWEN2_5_OMNI,
+        ModelFamily.QWEN3_OMNI_INSTRUCT,
+        ModelFamily.QWEN3_OMNI_THINKING,
+    ],
+    ids=str,
 )
 def family(request: pytest.FixtureRequest) -> ModelFamily:
     return ModelFamily(request.param)
@@ -106,5 +112,5 @@ def test_family_captions_a_stream(
         assert event.caption is not None and "</think>" not in event.caption
         if family is ModelFamily.QWEN3_OMNI_THINKING:
             assert event.reasoning is not None  # kept (engine.keep_reasoning)
-        else:
+        else:  # nothing to parse: keep_reasoning is the Thinking's alone
             assert event.reasoning is None
