@@ -22,8 +22,26 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from earwitness.config import Settings, load_settings
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
+from earwitness.retention import CompactedRetention, Retention
 from stream.engine.settings import BatchSettings, EngineSettings
 from windowing.config import WindowSettings
+
+
+class AnalyzerRetention(BaseModel):
+    """Retention of the topics the analyzer creates (earwitness/retention.py, docs/privacy.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    frames: Retention = Field(
+        default_factory=Retention, description="The frames topic (raw audio), if created here."
+    )
+    captions: Retention = Field(default_factory=Retention, description="The captions topic.")
+    dead_letters: Retention = Field(
+        default_factory=Retention, description="Bad frames' dead letters (audio, if kept)."
+    )
+    changelog: CompactedRetention = Field(
+        default_factory=CompactedRetention, description="The compacted cursors changelog."
+    )
 
 
 class KafkaSettings(KafkaClientSettings):
@@ -61,6 +79,10 @@ class KafkaSettings(KafkaClientSettings):
     )
     replication_factor: int = Field(
         default=-1, description="Replication of created topics; -1 = the broker's default."
+    )
+    retention: AnalyzerRetention = Field(
+        default_factory=AnalyzerRetention,
+        description="Retention of created topics (applied at creation only).",
     )
     session_timeout_ms: int = Field(default=45_000, ge=6_000, description="Group session timeout.")
     max_poll_interval_ms: int = Field(
