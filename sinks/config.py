@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from earwitness.audit import AuditSettings
 from earwitness.config import Settings, secret_from_file
 from earwitness.kafka import KafkaClientSettings, captions_topic_field
 from earwitness.retention import CompactedRetention, Retention
@@ -86,6 +87,9 @@ class AlertsSettings(Settings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     receivers: dict[str, Receiver] = Field(
         default_factory=dict, description="Receivers by name; rules refer to these names."
+    )
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail (earwitness/audit.py)."
     )
     metrics_port: int | None = Field(
         default=9464, description="Port of /metrics, /healthz and /readyz; null = off."

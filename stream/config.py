@@ -9,7 +9,8 @@
     ├── engine: EngineSettings      (stream/engine/settings.py)
     ├── batch: BatchSettings        (stream/engine/settings.py) micro-batching and flow control
     ├── dead_letter: DeadLetterSettings   what a bad frame's dead letter keeps
-    └── http: HttpSettings      /metrics, /healthz, /readyz
+    ├── http: HttpSettings      /metrics, /healthz, /readyz
+    └── audit: AuditSettings    start/stop/config_changed records (earwitness/audit.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from earwitness.audit import AuditSettings
 from earwitness.config import Settings, load_settings
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
 from earwitness.retention import CompactedRetention, Retention
@@ -161,6 +163,9 @@ class AnalyzerSettings(Settings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail (earwitness/audit.py)."
+    )
     failpoints: dict[str, int] = Field(
         default_factory=dict,
         description="Testing only: SIGKILL at the n-th hit of a named point (see failpoints.py).",
