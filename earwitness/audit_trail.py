@@ -33,6 +33,7 @@ from earwitness.errors import TransientError
 from earwitness.events import rfc3339
 from earwitness.kafka import KafkaClientSettings
 from earwitness.topics import (
+    compaction_problem,
     create_missing,
     existing_topics,
     require_compacted,
@@ -167,6 +168,27 @@ def ensure_audit_topics(
     require_compacted(admin, settings.state_topic, existing)
     warn_config_drift(admin, wanted, existing)
     create_missing(admin, wanted, existing, allowed=create)
+
+
+def check_audit_topics(
+    settings: AuditSettings, kafka: KafkaClientSettings, *, create: bool
+) -> tuple[list[str], list[str]]:
+    """What :func:`ensure_audit_topics` would find, creating nothing: one line per topic, and
+    the problems that would stop a start (missing while ``create`` is off, state not compacted)."""
+    if not settings.enabled:
+        return ["audit: off"], []
+    admin = AdminClient(kafka.client_config())
+    existing = existing_topics(admin, settings.timeout_s)
+    action = "would be created" if create else "MISSING (create_topics is off)"
+    topics = (("audit log", settings.log_topic), ("audit state", settings.state_topic))
+    lines = [f"{role} {t}: {'exists' if t in existing else action}" for role, t in topics]
+    missing = [t for _, t in topics if t not in existing]
+    problems = []
+    if missing and not create:
+        names = ", ".join(missing)
+        problems.append(f"missing topics: {names} (create them, or allow create_topics)")
+    problem = compaction_problem(admin, settings.state_topic, existing)
+    return lines, [*problems, *([problem] if problem else [])]
 
 
 def start_audit(

@@ -24,7 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from earwitness import failpoints
-from earwitness.audit_trail import Identity, ensure_audit_topics, start_audit, stop_audit
+from earwitness.audit_trail import (
+    Identity,
+    check_audit_topics,
+    ensure_audit_topics,
+    start_audit,
+    stop_audit,
+)
 from earwitness.config import settings_hash
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
 from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer
@@ -74,6 +80,10 @@ def _check(settings: AnalyzerSettings, model: str) -> int:
     print(f"settings: valid (config hash {settings_hash(settings)[:12]})")
     print(f"model: {model}")
     lines, problems = check_topics(settings.kafka)
+    audit_lines, audit_problems = check_audit_topics(
+        settings.audit, settings.kafka, create=settings.kafka.create_topics
+    )
+    lines, problems = [*lines, *audit_lines], [*problems, *audit_problems]
     for line in lines:
         print(f"topic {line}")
     for problem in problems:
