@@ -11,6 +11,9 @@ from confluent_kafka.admin import AdminClient
 
 from console.acks import ensure_acks_topic
 from console.config import ConsoleKafka
+from earwitness.audit import AuditSettings
+from earwitness.audit_trail import ensure_audit_topics
+from earwitness.kafka import KafkaClientSettings
 from earwitness.topics import topic_config
 from sinks.config import KafkaSettings as AlertsKafka
 from sinks.topics import ensure_topics as ensure_alerts_topics
@@ -100,3 +103,17 @@ def test_an_existing_topic_keeps_its_retention_with_a_warning(
     (record,) = caplog.records
     assert f"{first.dead_letter_topic} has retention.ms={HOUR_MS}" in record.getMessage()
     assert f"the settings say {DAY_MS}" in record.getMessage()
+
+
+def test_the_audit_topics_get_their_retention(kafka_bootstrap: str) -> None:
+    name = unique_name("retention")
+    audit = AuditSettings(
+        log_topic=f"{name}-audit",
+        state_topic=f"{name}-audit-state",
+        retention={"log": {"retention_ms": 365 * DAY_MS}, "state": {"delete_retention_ms": 0}},
+    )
+    ensure_audit_topics(audit, KafkaClientSettings(bootstrap_servers=kafka_bootstrap), create=True)
+    log = _config(kafka_bootstrap, audit.log_topic)
+    assert (log["cleanup.policy"], log["retention.ms"]) == ("delete", str(365 * DAY_MS))
+    state = _config(kafka_bootstrap, audit.state_topic)
+    assert (state["cleanup.policy"], state["delete.retention.ms"]) == ("compact", "0")
