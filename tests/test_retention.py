@@ -5,6 +5,7 @@ warning that names the difference."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -15,6 +16,9 @@ from earwitness.audit import AuditSettings
 from earwitness.audit_trail import ensure_audit_topics
 from earwitness.kafka import KafkaClientSettings
 from earwitness.topics import topic_config
+from ingest.config import IngestKafka
+from ingest.metrics import IngestMetrics
+from ingest.producer import Outbox, Publisher
 from sinks.config import KafkaSettings as AlertsKafka
 from sinks.topics import ensure_topics as ensure_alerts_topics
 from stream.config import KafkaSettings as AnalyzerKafka
@@ -117,3 +121,25 @@ def test_the_audit_topics_get_their_retention(kafka_bootstrap: str) -> None:
     assert (log["cleanup.policy"], log["retention.ms"]) == ("delete", str(365 * DAY_MS))
     state = _config(kafka_bootstrap, audit.state_topic)
     assert (state["cleanup.policy"], state["delete.retention.ms"]) == ("compact", "0")
+
+
+def test_ingest_creates_the_frames_topic_with_its_retention(kafka_bootstrap: str) -> None:
+    kafka = IngestKafka(
+        bootstrap_servers=kafka_bootstrap,
+        frames_topic=unique_name("retention-frames"),
+        retention={"frames": {"retention_ms": HOUR_MS, "retention_bytes": 2**28}},
+    )
+    metrics = IngestMetrics()
+    publisher = Publisher(kafka.client_config(), kafka, Outbox(2**20, metrics), metrics)
+    publisher.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        deadline = time.monotonic() + 60
+        while kafka.frames_topic not in admin.list_topics(timeout=30).topics:
+            assert time.monotonic() < deadline, "ingest did not create the frames topic in 60 s"
+            time.sleep(0.3)
+    finally:
+        publisher.stop(10)
+    frames = _config(kafka_bootstrap, kafka.frames_topic)
+    assert (frames["cleanup.policy"], frames["retention.ms"]) == ("delete", str(HOUR_MS))
+    assert frames["retention.bytes"] == str(2**28)
