@@ -21,7 +21,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from console.config import ConsoleKafka
 from console.records import AckRow
 from earwitness.errors import TransientError
-from earwitness.topics import create_missing, existing_topics, require_compacted
+from earwitness.topics import (
+    create_missing,
+    existing_topics,
+    require_compacted,
+    warn_config_drift,
+)
 
 NOTE_MAX_CHARS = 2_000
 
@@ -74,8 +79,9 @@ def ensure_acks_topic(kafka: ConsoleKafka) -> None:
         kafka.acks_topic,
         num_partitions=1,
         replication_factor=kafka.replication_factor,
-        config={"cleanup.policy": "compact"},
+        config=kafka.retention.acks.topic_config(),
     )
     existing = existing_topics(admin, kafka.timeout_s)
     require_compacted(admin, kafka.acks_topic, existing)
+    warn_config_drift(admin, [topic], existing)
     create_missing(admin, [topic], existing, allowed=kafka.create_topics)

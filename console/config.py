@@ -24,12 +24,23 @@ from pydantic_settings import SettingsConfigDict
 from earwitness.config import Settings, secret_from_file
 from earwitness.events import ALERTS_TOPIC
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
+from earwitness.retention import CompactedRetention
 from windowing.config import WindowSettings
 
 ACKS_TOPIC = "earwitness.acks"
 """Default topic of acknowledgements (compacted, key = alert id), written by every console."""
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+class ConsoleRetention(BaseModel):
+    """Retention of the topic the console creates (earwitness/retention.py, docs/privacy.md)."""
+
+    model_config = _FROZEN
+
+    acks: CompactedRetention = Field(
+        default_factory=CompactedRetention, description="The compacted acks topic."
+    )
 
 
 class ConsoleKafka(KafkaClientSettings):
@@ -48,6 +59,10 @@ class ConsoleKafka(KafkaClientSettings):
     )
     replication_factor: int = Field(
         default=-1, description="Replication of the acks topic if created; -1 = broker default."
+    )
+    retention: ConsoleRetention = Field(
+        default_factory=ConsoleRetention,
+        description="Retention of the acks topic if created (applied at creation only).",
     )
     batch_max_records: int = Field(
         default=2_000, ge=1, description="Records applied to the database in one transaction."

@@ -22,14 +22,39 @@ def existing_topics(admin: AdminClient, timeout_s: float = 30.0) -> dict[str, in
     return {name: len(meta.partitions) for name, meta in topics.items()}
 
 
-def cleanup_policy(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> str:
-    """The ``cleanup.policy`` of an existing ``topic`` (``delete``, ``compact`` or both)."""
+def topic_config(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> dict[str, str]:
+    """The configuration of an existing ``topic`` (every key, defaults included)."""
     (future,) = admin.describe_configs([ConfigResource("topic", topic)]).values()
     try:
         entries = future.result(timeout_s)
     except KafkaException as exc:
         raise TransientError(f"cannot read the configuration of topic {topic}: {exc}") from exc
-    return str(entries["cleanup.policy"].value)
+    return {name: str(entry.value) for name, entry in entries.items()}
+
+
+def cleanup_policy(admin: AdminClient, topic: str, timeout_s: float = 30.0) -> str:
+    """The ``cleanup.policy`` of an existing ``topic`` (``delete``, ``compact`` or both)."""
+    return topic_config(admin, topic, timeout_s)["cleanup.policy"]
+
+
+def warn_config_drift(
+    admin: AdminClient, wanted: list[NewTopic], existing: Mapping[str, int]
+) -> None:
+    """Log a warning for each existing ``wanted`` topic whose retention differs from the
+    settings: they apply only when earwitness creates a topic (docs/privacy.md)."""
+    for new in wanted:
+        keys = {k: v for k, v in (new.config or {}).items() if k != "cleanup.policy"}
+        if new.topic not in existing or not keys:
+            continue
+        found = topic_config(admin, new.topic)
+        for key, value in keys.items():
+            if found.get(key) != value:
+                logger.warning(
+                    "topic %s has %s=%s, the settings say %s: retention is set only when a topic "
+                    "is created (kafka-configs --alter --entity-type topics --entity-name %s "
+                    "--add-config %s=%s)",
+                    new.topic, key, found.get(key), value, new.topic, key, value,
+                )  # fmt: skip
 
 
 def compaction_problem(admin: AdminClient, topic: str, existing: Mapping[str, int]) -> str | None:

@@ -28,10 +28,21 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from earwitness.config import Settings, load_settings
 from earwitness.errors import ConfigError
 from earwitness.kafka import KafkaClientSettings, frames_topic_field
+from earwitness.retention import Retention
 from windowing.wire import MAX_CHANNELS, MAX_KEY_BYTES, MAX_RATE_HZ, MIN_RATE_HZ
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 DEFAULT_HTTP_PORT = 9410
+
+
+class IngestRetention(BaseModel):
+    """Retention of the topic ingest creates (earwitness/retention.py, docs/privacy.md)."""
+
+    model_config = _FROZEN
+
+    frames: Retention = Field(
+        default_factory=Retention, description="The frames topic (raw audio), if created here."
+    )
 
 
 class IngestKafka(KafkaClientSettings):
@@ -59,6 +70,10 @@ class IngestKafka(KafkaClientSettings):
     )
     replication_factor: int = Field(
         default=-1, description="Replication of a created topic; -1 = the broker's default."
+    )
+    retention: IngestRetention = Field(
+        default_factory=IngestRetention,
+        description="Retention of the frames topic if created (applied at creation only).",
     )
     message_timeout_ms: int = Field(
         default=120_000,

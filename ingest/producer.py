@@ -227,7 +227,12 @@ class Publisher:
         """Thread ``ew-ingest-topic``, every few seconds: the cluster answers and the topic exists
         (created if allowed); ``reachable`` says how the last check went."""
         admin = AdminClient(self._config)
-        new = NewTopic(self.topic, self._kafka.new_topic_partitions, self._kafka.replication_factor)
+        new = NewTopic(
+            self.topic,
+            self._kafka.new_topic_partitions,
+            self._kafka.replication_factor,
+            config=self._kafka.retention.frames.topic_config(),
+        )
         while True:
             try:
                 existing = existing_topics(admin, timeout_s=_TOPIC_RETRY_S)

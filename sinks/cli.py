@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from earwitness.audit_trail import Identity
     from earwitness.health import HealthServer, LoopHealth
     from sinks.config import AlertsSettings
     from sinks.metrics import AlertMetrics
@@ -132,23 +133,46 @@ def _load_rules(settings: AlertsSettings) -> RuleSet:
 
 def _serve(settings: AlertsSettings, rules: RuleSet) -> int:
     """Owners: this function owns the runner and the HTTP server (thread ``ew-http``)."""
+    from earwitness.audit_trail import ensure_audit_topics, start_audit, stop_audit
     from earwitness.health import LoopHealth
     from sinks.metrics import AlertMetrics
     from sinks.runner import AlertRunner
     from sinks.topics import ensure_topics
 
     ensure_topics(settings.kafka)
+    ensure_audit_topics(settings.audit, settings.kafka, create=settings.kafka.create_topics)
     metrics = AlertMetrics()
     health = LoopHealth(settings.health_stall_s)
     runner = AlertRunner(settings, rules, metrics, health)
     server = _http_server(settings, metrics, health)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop())
+    code = 1
     try:
-        return runner.run()
+        trail = start_audit(settings.audit, settings.kafka, _identity(settings))
+        try:
+            code = runner.run()
+        finally:
+            stop_audit(trail, code)
+        return code
     finally:
         if server is not None:
             server.stop()
+
+
+def _identity(settings: AlertsSettings) -> Identity:
+    """The runner as its audit records name it; a rules file change is a configuration change."""
+    import hashlib
+
+    from earwitness.audit_trail import Identity
+    from earwitness.config import settings_hash
+
+    return Identity(
+        service="alerts",
+        instance=settings.kafka.transactional_id,
+        config_hash=settings_hash(settings),
+        rules_hash=hashlib.sha256(settings.rules_path.read_bytes()).hexdigest(),
+    )
 
 
 def _http_server(

@@ -12,12 +12,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from earwitness.audit import AuditSettings
 from earwitness.config import Settings, secret_from_file
 from earwitness.kafka import KafkaClientSettings, captions_topic_field
+from earwitness.retention import CompactedRetention, Retention
 from sinks.receivers import Receiver
+
+
+class AlertsRetention(BaseModel):
+    """Retention of the topics the runner creates (earwitness/retention.py, docs/privacy.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    state: CompactedRetention = Field(
+        default_factory=CompactedRetention, description="The compacted incident state topic."
+    )
+    dead_letters: Retention = Field(
+        default_factory=Retention, description="Undeliverable alerts and bad captions."
+    )
 
 
 class KafkaSettings(KafkaClientSettings):
@@ -51,6 +66,10 @@ class KafkaSettings(KafkaClientSettings):
     create_topics: bool = Field(
         default=True, description="Create the state and dead-letter topics if they are missing."
     )
+    retention: AlertsRetention = Field(
+        default_factory=AlertsRetention,
+        description="Retention of created topics (applied at creation only).",
+    )
 
 
 class AlertsSettings(Settings):
@@ -68,6 +87,9 @@ class AlertsSettings(Settings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     receivers: dict[str, Receiver] = Field(
         default_factory=dict, description="Receivers by name; rules refer to these names."
+    )
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail (earwitness/audit.py)."
     )
     metrics_port: int | None = Field(
         default=9464, description="Port of /metrics, /healthz and /readyz; null = off."

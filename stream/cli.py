@@ -1,10 +1,11 @@
 """``earwitness analyze --config FILE``: wires settings, metrics, the engine and the poll loop.
 
-Start-up order: topics checked (``stream/topics.py``) → the guardian started and signals
-handled → HTTP probes up (not ready) → engine warm (``EngineWorker.start``) → consumer joins
-the group → ready. SIGTERM/SIGINT ask the loop to drain (or, during the engine's start, stop at
-once); exit 0 after a clean stop, 3 if the engine died, 2 for bad settings or unreachable
-Kafka at start, 1 for a fatal Kafka error.
+Start-up order: topics checked (``stream/topics.py``, and the audit's) → the guardian started
+and signals handled → HTTP probes up (not ready) → engine warm (``EngineWorker.start``) → the
+audit's ``start`` record → consumer joins the group → ready; the ``stop`` record on the way
+out (``earwitness/audit_trail.py``). SIGTERM/SIGINT ask the loop to drain (or, during the
+engine's start, stop at once); exit 0 after a clean stop, 3 if the engine died, 2 for bad
+settings or unreachable Kafka at start, 1 for a fatal Kafka error.
 
 Processes and threads, and who owns them::
 
@@ -23,6 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from earwitness import failpoints
+from earwitness.audit_trail import (
+    Identity,
+    check_audit_topics,
+    ensure_audit_topics,
+    start_audit,
+    stop_audit,
+)
 from earwitness.config import settings_hash
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
 from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if args.check:
             return _check(settings, model)
         ensure_topics(settings.kafka)
+        ensure_audit_topics(settings.audit, settings.kafka, create=settings.kafka.create_topics)
     except (ConfigError, TransientError) as exc:
         logger.error("%s", exc)
         return 2
@@ -71,6 +80,10 @@ def _check(settings: AnalyzerSettings, model: str) -> int:
     print(f"settings: valid (config hash {settings_hash(settings)[:12]})")
     print(f"model: {model}")
     lines, problems = check_topics(settings.kafka)
+    audit_lines, audit_problems = check_audit_topics(
+        settings.audit, settings.kafka, create=settings.kafka.create_topics
+    )
+    lines, problems = [*lines, *audit_lines], [*problems, *audit_problems]
     for line in lines:
         print(f"topic {line}")
     for problem in problems:
@@ -152,12 +165,32 @@ def _serve(
     if stopping.requested:
         analyzer.stop()
     try:
+        trail = start_audit(settings.audit, settings.kafka, _identity(settings, analyzer))
+    except (ConfigError, TransientError) as exc:
+        logger.error("cannot start: %s", exc)
+        return 2
+    code = 1
+    try:
         code = analyzer.run()
     except KafkaFatalError as exc:
         logger.error("fatal Kafka error: %s", exc)
         return 1
+    finally:
+        stop_audit(trail, code)
     logger.info("analyzer stopped (exit %d)", code)
     return code
+
+
+def _identity(settings: AnalyzerSettings, analyzer: Analyzer) -> Identity:
+    """The analyzer as its audit records name it: the same instance and hash as its events."""
+    info = analyzer.context.analyzer
+    return Identity(
+        service="analyzer",
+        instance=info.instance,
+        config_hash=info.config_hash,
+        model=settings.engine.model,
+        model_revision=settings.engine.revision or "main",
+    )
 
 
 def _request_id(settings: AnalyzerSettings) -> Callable[[Window], str]:

@@ -9,7 +9,8 @@
     ├── engine: EngineSettings      (stream/engine/settings.py)
     ├── batch: BatchSettings        (stream/engine/settings.py) micro-batching and flow control
     ├── dead_letter: DeadLetterSettings   what a bad frame's dead letter keeps
-    └── http: HttpSettings      /metrics, /healthz, /readyz
+    ├── http: HttpSettings      /metrics, /healthz, /readyz
+    └── audit: AuditSettings    start/stop/config_changed records (earwitness/audit.py)
 """
 
 from __future__ import annotations
@@ -20,10 +21,29 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from earwitness.audit import AuditSettings
 from earwitness.config import Settings, load_settings
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
+from earwitness.retention import CompactedRetention, Retention
 from stream.engine.settings import BatchSettings, EngineSettings
 from windowing.config import WindowSettings
+
+
+class AnalyzerRetention(BaseModel):
+    """Retention of the topics the analyzer creates (earwitness/retention.py, docs/privacy.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    frames: Retention = Field(
+        default_factory=Retention, description="The frames topic (raw audio), if created here."
+    )
+    captions: Retention = Field(default_factory=Retention, description="The captions topic.")
+    dead_letters: Retention = Field(
+        default_factory=Retention, description="Bad frames' dead letters (audio, if kept)."
+    )
+    changelog: CompactedRetention = Field(
+        default_factory=CompactedRetention, description="The compacted cursors changelog."
+    )
 
 
 class KafkaSettings(KafkaClientSettings):
@@ -61,6 +81,10 @@ class KafkaSettings(KafkaClientSettings):
     )
     replication_factor: int = Field(
         default=-1, description="Replication of created topics; -1 = the broker's default."
+    )
+    retention: AnalyzerRetention = Field(
+        default_factory=AnalyzerRetention,
+        description="Retention of created topics (applied at creation only).",
     )
     session_timeout_ms: int = Field(default=45_000, ge=6_000, description="Group session timeout.")
     max_poll_interval_ms: int = Field(
@@ -139,6 +163,9 @@ class AnalyzerSettings(Settings):
     batch: BatchSettings = Field(default_factory=BatchSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    audit: AuditSettings = Field(
+        default_factory=AuditSettings, description="The audit trail (earwitness/audit.py)."
+    )
     failpoints: dict[str, int] = Field(
         default_factory=dict,
         description="Testing only: SIGKILL at the n-th hit of a named point (see failpoints.py).",

@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from earwitness.errors import ConfigError
-from earwitness.topics import compaction_problem, create_missing, existing_topics
+from earwitness.topics import (
+    compaction_problem,
+    create_missing,
+    existing_topics,
+    warn_config_drift,
+)
 from stream.config import KafkaSettings
 
 
@@ -23,21 +28,27 @@ def ensure_topics(kafka: KafkaSettings) -> int:
     partitions = existing.get(kafka.frames_topic)
     if partitions is None:
         partitions = kafka.new_topic_partitions
-        new = NewTopic(kafka.frames_topic, partitions, kafka.replication_factor)
+        new = NewTopic(
+            kafka.frames_topic,
+            partitions,
+            kafka.replication_factor,
+            config=kafka.retention.frames.topic_config(),
+        )
         create_missing(admin, [new], existing, allowed=kafka.create_topics)
     problem = _changelog_problem(admin, kafka, existing, partitions)
     if problem:
         raise ConfigError(problem)
+    retention, replicas = kafka.retention, kafka.replication_factor
     wanted = [
-        NewTopic(kafka.captions_topic, partitions, kafka.replication_factor),
-        NewTopic(kafka.dlq_topic, partitions, kafka.replication_factor),
         NewTopic(
-            kafka.changelog,
-            partitions,
-            kafka.replication_factor,
-            config={"cleanup.policy": "compact"},
+            kafka.captions_topic, partitions, replicas, config=retention.captions.topic_config()
         ),
+        NewTopic(
+            kafka.dlq_topic, partitions, replicas, config=retention.dead_letters.topic_config()
+        ),
+        NewTopic(kafka.changelog, partitions, replicas, config=retention.changelog.topic_config()),
     ]
+    warn_config_drift(admin, wanted, existing)
     create_missing(admin, wanted, existing, allowed=kafka.create_topics)
     return partitions
 

@@ -67,6 +67,12 @@ def _load_ingest(path: Path) -> None:
     assert load_settings(IngestSettings, path).sources
 
 
+def _load_analyzer(path: Path) -> None:
+    from stream.config import load_analyzer_settings
+
+    load_analyzer_settings(path)
+
+
 def _load_rules(path: Path) -> None:
     from sinks.rules import load_rules
 
@@ -76,6 +82,7 @@ def _load_rules(path: Path) -> None:
 YAML_LOADERS: dict[str, Callable[[Path], None]] = {
     "docs/sources.md": _load_ingest,
     "docs/alerts.md": _load_rules,
+    "docs/privacy.md": _load_analyzer,
 }
 """What each page's ``yaml`` blocks are, and how the service reads them."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from earwitness.audit import AuditSettings
 from earwitness.errors import ConfigError
 from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
 from stream.engine.settings import EngineSettings, check_model
@@ -80,7 +81,7 @@ def test_check_validates_model_and_topics_then_exits(
     assert "caption engine" not in done.stderr, "--check must not start the engine"
 
 
-def _check_config(tmp_path: Path, kafka: KafkaSettings) -> Path:
+def _check_config(tmp_path: Path, kafka: KafkaSettings, audit: AuditSettings | None = None) -> Path:
     """A settings file for ``--check``: ``kafka`` and a directory that passes for a model."""
     model = tmp_path / "model"
     model.mkdir()
@@ -88,7 +89,9 @@ def _check_config(tmp_path: Path, kafka: KafkaSettings) -> Path:
         '{"architectures": ["Qwen3OmniMoeForConditionalGeneration"]}'
     )
     engine = EngineSettings(model=str(model), family="qwen3-omni-captioner")
-    settings = AnalyzerSettings(kafka=kafka, engine=engine, http=HttpSettings(port=0))
+    settings = AnalyzerSettings(
+        kafka=kafka, engine=engine, http=HttpSettings(port=0), audit=audit or AuditSettings()
+    )
     config = tmp_path / "analyzer.json"
     config.write_text(settings.model_dump_json())
     return config
@@ -106,11 +109,14 @@ def test_check_fails_like_a_start_would_when_topics_are_missing(
         group_id=frames,
         create_topics=False,
     )
-    done = analyze("--config", str(_check_config(tmp_path, kafka)), "--check")
+    audit = AuditSettings(log_topic=f"{frames}.audit", state_topic=f"{frames}.audit-state")
+    done = analyze("--config", str(_check_config(tmp_path, kafka, audit)), "--check")
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"topic frames {frames}: MISSING (create_topics is off)" in done.stdout
     every = f"{frames}, {frames}.captions, {frames}.dlq, {frames}-cursors-changelog"
     assert f"missing topics: {every}" in done.stderr
+    assert f"topic audit log {frames}.audit: MISSING (create_topics is off)" in done.stdout
+    assert f"missing topics: {frames}.audit, {frames}.audit-state" in done.stderr
 
 
 def test_a_changelog_that_is_not_compacted_is_refused(
