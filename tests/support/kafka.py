@@ -22,12 +22,14 @@ SCRIPT = REPO / "scripts" / "kafka-local"
 class LocalBroker:
     """A single-node KRaft broker started from the Maven jars, with its state in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, sasl_ssl: Path | None = None) -> None:
         self.directory = directory
+        self.sasl_ssl = sasl_ssl
+        """Broker properties for a SASL_SSL-only listener (``kafka-local --sasl-ssl``)."""
         self.bootstrap = ""
 
     def start(self) -> str:
-        out = self._script("start")
+        out = self._script("start", *(["--sasl-ssl", str(self.sasl_ssl)] if self.sasl_ssl else []))
         self.bootstrap = out.strip().splitlines()[-1].removeprefix("bootstrap=")
         return self.bootstrap
 
