@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import email.utils
 import hashlib
 import hmac
@@ -11,7 +10,6 @@ import json
 import logging
 import random
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +28,7 @@ from sinks.rules import Severity, parse_rules
 from sinks.senders import build_sender
 from tests.sinks.sinkutil import Received, sample_alert
 from tests.sinks.sinkutil import Receiver as HttpReceiver
-from tests.support.tls import TlsFiles, make_tls
+from tests.support.tls import TlsCollector, make_tls
 
 KEY = b"k" * 32
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -598,54 +596,6 @@ def test_retry_after_is_waited_for(
 # --- syslog over TLS (RFC 5425), against a real TLS listener --------------------------------
 
 
-class _TlsCollector:
-    """A TLS syslog listener on 127.0.0.1 (thread ``test-tls-collector``) that reads
-    octet-counted frames; ``restart()`` drops the connection and listens again, same port."""
-
-    def __init__(self, files: TlsFiles, port: int = 0) -> None:
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(files.cert, files.key)
-        self.frames: list[bytes] = []
-        self._conn: ssl.SSLSocket | None = None
-        self._server = socket.create_server(("127.0.0.1", port))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="test-tls-collector", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self._server.accept()
-            except OSError:
-                return  # closed
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as conn:
-                    self._conn = conn
-                    self._read(conn)
-            except (ssl.SSLError, OSError):
-                continue
-
-    def _read(self, conn: ssl.SSLSocket) -> None:
-        buffer = b""
-        while chunk := conn.recv(65535):
-            buffer += chunk
-            while b" " in buffer:
-                length_text, rest = buffer.split(b" ", 1)
-                if len(rest) < int(length_text):
-                    break
-                self.frames.append(rest[: int(length_text)])
-                buffer = rest[int(length_text) :]
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept()
-        self._server.close()
-        if self._conn is not None:
-            with contextlib.suppress(OSError):  # already closed by the client
-                self._conn.shutdown(socket.SHUT_RDWR)  # the collector goes away mid-connection
-        self._thread.join(5)
-
-
 def _siem(port: int, ca: Path, **extra: Any) -> dict[str, Receiver]:
     hook = {"type": "syslog", "host": "127.0.0.1", "port": port, "transport": "tls"}
     return _receivers(siem={**hook, "ca_file": str(ca), "retry": FAST, **extra})
@@ -653,7 +603,7 @@ def _siem(port: int, ca: Path, **extra: Any) -> dict[str, Receiver]:
 
 def test_syslog_over_tls_verifies_the_collector_and_survives_its_restart(tmp_path: Path) -> None:
     files = make_tls(tmp_path / "siem")
-    collector = _TlsCollector(files)
+    collector = TlsCollector(files)
     try:
         receivers = _siem(collector.port, files.ca)
         dispatcher, _ = _dispatcher(receivers)
@@ -662,7 +612,7 @@ def test_syslog_over_tls_verifies_the_collector_and_survives_its_restart(tmp_pat
             assert first.wait(30)
             _wait(lambda: len(collector.frames) == 1)
             collector.close()  # the collector restarts: the kept connection breaks
-            collector = _TlsCollector(files, collector.port)
+            collector = TlsCollector(files, collector.port)
             second = dispatcher.dispatch([(sample_alert(n=1), "siem"), (sample_alert(n=2), "siem")])
             assert second.wait(30) and second.dead_letters == []
             last = sample_alert(n=2).idempotency_key.encode()
@@ -680,7 +630,7 @@ def test_syslog_over_tls_verifies_the_collector_and_survives_its_restart(tmp_pat
 
 def test_syslog_over_tls_refuses_a_collector_it_cannot_verify(tmp_path: Path) -> None:
     files, stranger = make_tls(tmp_path / "siem"), make_tls(tmp_path / "other")
-    collector = _TlsCollector(files)
+    collector = TlsCollector(files)
     try:
         receivers = _siem(collector.port, stranger.ca, retry={**FAST, "max_attempts": 2})
         ticket = _deliver(receivers, [sample_alert()], wait_s=30)
