@@ -23,6 +23,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from earwitness import failpoints
 from earwitness.audit_trail import (
     Identity,
@@ -34,7 +36,7 @@ from earwitness.audit_trail import (
 from earwitness.config import settings_hash
 from earwitness.errors import ConfigError, EngineDeadError, KafkaFatalError, TransientError
 from stream.analyzer import EXIT_ENGINE_DEAD, Analyzer
-from stream.config import AnalyzerSettings, load_analyzer_settings
+from stream.config import AnalyzerSettings, HttpSettings, load_analyzer_settings
 from stream.engine import EngineWorker
 from stream.engine.processes import kill_descendants, start_guardian
 from stream.engine.settings import check_model
@@ -115,7 +117,7 @@ def serve(settings: AnalyzerSettings) -> int:
         engine_unready_s=engine.stall_unready_s,
         engine_unhealthy_s=engine.stall_unhealthy_s,
     )
-    server = HealthServer(settings.http.host, settings.http.port, health, metrics.registry)
+    server = http_server(settings.http, health, metrics.registry)
     server.start()
     worker = EngineWorker(settings.engine, settings.batch, _request_id(settings))
     health.engine_alive = lambda: not worker.dead
@@ -126,6 +128,13 @@ def serve(settings: AnalyzerSettings) -> int:
         worker.stop(finish=False, timeout_s=ENGINE_STOP_S)
         kill_descendants(keep=stopping.keep)
         server.stop()
+
+
+def http_server(http: HttpSettings, health: Health, registry: CollectorRegistry) -> HealthServer:
+    """``/metrics`` (behind ``http.metrics_token`` when set), ``/healthz``, ``/readyz``; not
+    started."""
+    token = http.metrics_token.get_secret_value() if http.metrics_token else None
+    return HealthServer(http.host, http.port, health, registry, token=token)
 
 
 class _Stopping:

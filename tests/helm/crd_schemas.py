@@ -105,6 +105,14 @@ _SERVICE_MONITOR = _obj(
                             "path": {"type": "string", "pattern": "^/"},
                             "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                             "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            # SafeAuthorization: a key of a Secret in the monitor's namespace
+                            "authorization": _obj(
+                                {
+                                    "type": _STR,
+                                    "credentials": _obj({"name": _STR, "key": _STR}, ["key"]),
+                                },
+                                [],
+                            ),
                         },
                         ["port"],
                     ),

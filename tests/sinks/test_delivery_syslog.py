@@ -10,7 +10,6 @@ from pathlib import Path
 from tests.sinks.sinkutil import sample_alert
 from tests.support.delivery import (
     FAST,
-    TlsCollector,
     deliver,
     dispatching,
     read_octet_frames,
@@ -18,7 +17,7 @@ from tests.support.delivery import (
     tls_syslog,
     wait_for,
 )
-from tests.support.tls import make_tls
+from tests.support.tls import TlsCollector, make_tls
 
 
 def test_syslog_udp(udp_socket: socket.socket) -> None:

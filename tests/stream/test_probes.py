@@ -1,7 +1,21 @@
-"""The analyzer's probes (``stream/probes.py``): a stuck engine fails readiness, then liveness."""
+"""The analyzer's probes (``stream/probes.py``): a stuck engine fails readiness, then liveness;
+``/metrics`` behind ``http.metrics_token`` on the real HTTP server."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from earwitness.config import load_settings
+from earwitness.errors import ConfigError
+from stream.cli import http_server
+from stream.config import AnalyzerSettings, HttpSettings
+from stream.metrics import AnalyzerMetrics
 from stream.probes import Health
 
 
@@ -23,3 +37,61 @@ def test_a_warming_engine_is_alive_but_not_ready() -> None:
     health.engine_stalled_s = lambda: 1000.0  # ignored until warm
     assert health.healthy() == (True, "engine warming up")
     assert health.ready() == (False, "engine warming up")
+
+
+# --- /metrics behind a bearer token (http.metrics_token), on the real HTTP server ----------
+
+
+def _status(port: int, path: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@contextmanager
+def _served(settings: AnalyzerSettings) -> Iterator[int]:
+    server = http_server(settings.http, Health(stall_s=60), AnalyzerMetrics().registry)
+    server.start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
+def test_metrics_need_the_token_from_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "metrics-token").write_text("an4lyzer-metrics-token\n")
+    config = tmp_path / "analyzer.yaml"
+    config.write_text("http: {host: 127.0.0.1, port: 0, metrics_token_file: metrics-token}\n")
+    settings = load_settings(AnalyzerSettings, config)  # the file's path is relative to it
+    assert "an4lyzer" not in repr(settings)
+    with _served(settings) as port:
+        assert _status(port, "/metrics") == 401
+        assert _status(port, "/metrics", "wrong") == 401
+        assert _status(port, "/metrics", "an4lyzer-metrics-token") == 200
+        assert _status(port, "/healthz") == 200  # the kubelet sends no token
+        assert _status(port, "/readyz") == 503  # open too: not ready, not 401
+
+
+def test_the_environment_sets_the_token_and_wins_over_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "metrics-token").write_text("from-the-file")
+    config = tmp_path / "analyzer.yaml"
+    config.write_text("http: {host: 127.0.0.1, port: 0, metrics_token_file: metrics-token}\n")
+    monkeypatch.setenv("EARWITNESS_ANALYZER_HTTP__METRICS_TOKEN", "from-the-env")
+    with _served(load_settings(AnalyzerSettings, config)) as port:
+        assert _status(port, "/metrics", "from-the-file") == 401
+        assert _status(port, "/metrics", "from-the-env") == 200
+
+
+def test_no_token_no_auth_and_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with _served(AnalyzerSettings(http=HttpSettings(host="127.0.0.1", port=0))) as port:
+        assert _status(port, "/metrics") == 200
+    config = tmp_path / "analyzer.yaml"
+    config.write_text("http: {metrics_token_file: missing}\n")
+    with pytest.raises(ConfigError, match="metrics_token_file: cannot read"):
+        load_settings(AnalyzerSettings, config)

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from stream.analyzer import Analyzer
 from stream.config import AnalyzerSettings, HttpSettings, KafkaSettings
@@ -120,24 +121,26 @@ def running(
         assert codes == [expect_exit], f"the analyzer exited {codes}, not {expect_exit}"
 
 
-class AnalyzerProcess:
-    """``earwitness analyze`` as a child process; its stdout and stderr go to ``log_path``.
+class ServiceProcess:
+    """``earwitness ARGS...`` as a child process; its stdout and stderr go to ``log_path``.
 
     The test owns it: ``close()`` (or the context manager) kills it if it still runs.
     """
 
-    def __init__(self, settings: AnalyzerSettings, directory: Path, name: str) -> None:
+    def __init__(
+        self, args: list[str], directory: Path, name: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
-        self.config = directory / f"{name}.json"
+        self.args = args
+        self.env = env or {}
         self.log_path = directory / f"{name}.log"
-        self.config.write_text(settings.model_dump_json())
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> AnalyzerProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def start(self) -> Self:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "earwitness.cli", "analyze", "--config", str(self.config)],
+                [sys.executable, "-m", "earwitness.cli", *self.args],
                 env=env,
                 cwd=REPO,
                 stdout=log,
@@ -145,7 +148,7 @@ class AnalyzerProcess:
             )
         return self
 
-    def __enter__(self) -> AnalyzerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -211,6 +214,23 @@ class AnalyzerProcess:
     def metrics_port(self, timeout_s: float = 120) -> int:
         found = self.wait_for_log(r"serving /metrics\S*.* on port (\d+)", timeout_s)
         return int(found.group(1))
+
+
+class AnalyzerProcess(ServiceProcess):
+    """``earwitness analyze`` with ``settings`` (secrets masked: pass them in ``env``)."""
+
+    def __init__(
+        self,
+        settings: AnalyzerSettings,
+        directory: Path,
+        name: str,
+        env: dict[str, str] | None = None,
+        log_level: str = "info",
+    ) -> None:
+        self.config = directory / f"{name}.json"
+        self.config.write_text(settings.model_dump_json())
+        args = ["--log-level", log_level, "analyze", "--config", str(self.config)]
+        super().__init__(args, directory, name, env)
 
 
 def scrape(port: int, timeout_s: float = 5) -> dict[str, float]:

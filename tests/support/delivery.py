@@ -1,6 +1,6 @@
 """Alert delivery in tests: receiver settings, a running dispatcher, and the receiving side of
 each protocol written independently of ``sinks`` (Standard Webhooks verification, octet-counted
-syslog frames, a TLS syslog collector)."""
+syslog frames; the TLS syslog collector is in ``tests.support.tls``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ import contextlib
 import hashlib
 import hmac
 import socket
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,6 @@ from sinks.receivers import Receiver
 from sinks.rules import parse_rules
 from sinks.senders import build_sender
 from tests.sinks.sinkutil import Received
-from tests.support.tls import TlsFiles
 
 KEY = b"k" * 32
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -130,49 +127,6 @@ def read_octet_frames(conn: socket.socket, count: int) -> list[bytes]:
         found, buffer = octet_frames(buffer + chunk)
         frames += found
     return frames
-
-
-class TlsCollector:
-    """A TLS syslog listener on 127.0.0.1 (thread ``test-tls-collector``) that reads
-    octet-counted frames; ``close()`` then a new one on the same ``port`` is a restart."""
-
-    def __init__(self, files: TlsFiles, port: int = 0) -> None:
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.load_cert_chain(files.cert, files.key)
-        self.frames: list[bytes] = []
-        self._conn: ssl.SSLSocket | None = None
-        self._server = socket.create_server(("127.0.0.1", port))
-        self.port = self._server.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, name="test-tls-collector", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self._server.accept()
-            except OSError:
-                return  # closed
-            try:
-                with self.context.wrap_socket(raw, server_side=True) as conn:
-                    self._conn = conn
-                    self._read(conn)
-            except (ssl.SSLError, OSError):
-                continue
-
-    def _read(self, conn: ssl.SSLSocket) -> None:
-        buffer = b""
-        while chunk := conn.recv(65535):
-            found, buffer = octet_frames(buffer + chunk)
-            self.frames += found
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept()
-        self._server.close()
-        if self._conn is not None:
-            with contextlib.suppress(OSError):  # already closed by the client
-                self._conn.shutdown(socket.SHUT_RDWR)  # the collector goes away mid-connection
-        self._thread.join(5)
 
 
 def tls_syslog(port: int, ca: Path, **extra: Any) -> dict[str, Receiver]:

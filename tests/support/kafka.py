@@ -6,6 +6,7 @@ one owns it and stops it. Nothing here fakes Kafka.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import uuid
@@ -22,12 +23,18 @@ SCRIPT = REPO / "scripts" / "kafka-local"
 class LocalBroker:
     """A single-node KRaft broker started from the Maven jars, with its state in ``directory``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, sasl_ssl: Path | None = None, heap_opts: str | None = None
+    ) -> None:
         self.directory = directory
+        self.sasl_ssl = sasl_ssl
+        """Broker properties for a SASL_SSL-only listener (``kafka-local --sasl-ssl``)."""
+        self.heap_opts = heap_opts
+        """``KAFKA_HEAP_OPTS`` (kafka-local's default: 1 GiB)."""
         self.bootstrap = ""
 
     def start(self) -> str:
-        out = self._script("start")
+        out = self._script("start", *(["--sasl-ssl", str(self.sasl_ssl)] if self.sasl_ssl else []))
         self.bootstrap = out.strip().splitlines()[-1].removeprefix("bootstrap=")
         return self.bootstrap
 
@@ -41,7 +48,10 @@ class LocalBroker:
 
     def _script(self, *args: str) -> str:
         cmd = [str(SCRIPT), args[0], "--dir", str(self.directory), *args[1:]]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        env = {**os.environ, **({"KAFKA_HEAP_OPTS": self.heap_opts} if self.heap_opts else {})}
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=180, check=False, env=env
+        )
         if done.returncode != 0:
             raise RuntimeError(f"kafka-local {args[0]} failed:\n{done.stderr}")
         return done.stdout

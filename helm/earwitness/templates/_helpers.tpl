@@ -141,6 +141,9 @@ The analyzer's settings file, as the process will read it.
 {{- if not (hasKey $http "host") }}
 {{- $_ := set $http "host" "0.0.0.0" }}
 {{- end }}
+{{- if .Values.analyzer.metricsToken.existingSecret }}
+{{- $_ := set $http "metrics_token_file" (include "earwitness.metricsTokenFile" .) }}
+{{- end }}
 {{- $_ := set $s "http" $http }}
 {{- toYaml $s }}
 {{- end }}
@@ -170,6 +173,9 @@ from a mounted file (<field>_file); receiverCredentialField maps type → field.
 {{- end }}
 {{- if not (hasKey $s "metrics_host") }}
 {{- $_ := set $s "metrics_host" "0.0.0.0" }}
+{{- end }}
+{{- if .Values.alerts.metricsToken.existingSecret }}
+{{- $_ := set $s "metrics_token_file" (include "earwitness.metricsTokenFile" .) }}
 {{- end }}
 {{- $kafka := $s.kafka | default dict }}
 {{- if not (hasKey $kafka "bootstrap_servers") }}
@@ -425,4 +431,28 @@ The console's settings file, as the process will read it (see values.yaml, conso
 {{- if and $c.persistence.enabled (gt (int $c.replicaCount) 1) }}
 {{- fail "console.replicaCount > 1 needs console.persistence.enabled=false (one database file per pod, rebuilt from Kafka)" }}
 {{- end }}
+{{- end }}
+
+{{/*
+/metrics behind a bearer token: <component>.metricsToken {existingSecret, key}, mounted as the
+file metricsTokenFile that the settings' metrics_token_file names. Called with the component's
+values.
+*/}}
+{{- define "earwitness.metricsTokenFile" -}}/var/run/secrets/earwitness/metrics/token{{- end }}
+
+{{- define "earwitness.metricsTokenMount" -}}
+{{- if .metricsToken.existingSecret }}
+- {name: metrics-token, mountPath: /var/run/secrets/earwitness/metrics, readOnly: true}
+{{- end }}
+{{- end }}
+
+{{- define "earwitness.metricsTokenVolume" -}}
+{{- with .metricsToken }}{{ if .existingSecret }}
+- name: metrics-token
+  secret:
+    secretName: {{ .existingSecret | quote }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .key | quote }}, path: token}
+{{- end }}{{ end }}
 {{- end }}
