@@ -320,13 +320,15 @@ def make_window(stream: str, index: int, samples: np.ndarray) -> Any:
     from windowing.window import Cursor, Window
 
     cursor = Cursor(stream, 0, index, False, index, 0, 0, SAMPLE_RATE, 1, "f32le", None)
-    start = int(index * HOP_S * 1e9)
+    # The window closes now, as a live one does: the batcher sheds windows older than
+    # max_lag_s at submit (session 5 lost every engine-only figure to index-based times).
+    end = time.time_ns()
     return Window(
         stream_id=stream,
         segment_id=0,
         index=index,
-        start_ns=start,
-        end_ns=start + int(WINDOW_S * 1e9),
+        start_ns=end - int(WINDOW_S * 1e9),
+        end_ns=end,
         samples=samples,
         gap_fraction=0.0,
         rms_dbfs=-26.0,
@@ -546,10 +548,12 @@ def backlog(worker: Any, clips: Clips, n: int, tag: str, timeout_s: float) -> di
     tokens = 0
     batches: list[int] = []
     queued: list[float] = []
+    first_error: str | None = None
     while len(done) + errors < n and time.monotonic() - t0 < timeout_s:
         for o in worker.take_outcomes():
             if o.result is None:
                 errors += 1
+                first_error = first_error or o.shed or o.error
                 continue
             done.append(time.monotonic() - t0)
             tokens += o.result.output_tokens
@@ -561,6 +565,7 @@ def backlog(worker: Any, clips: Clips, n: int, tag: str, timeout_s: float) -> di
         "windows": n,
         "completed": len(done),
         "errors": errors,
+        "first_error": first_error,
         "wall_s": wall,
         "windows_per_s": len(done) / wall if done else None,
         "output_tok_per_s": tokens / wall if done else None,
