@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 import orjson
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,6 +95,20 @@ def secret_from_file(values: Any, field: str, file_field: str) -> Any:
         return {**values, field: path.read_text(encoding="utf-8").strip()}
     except OSError as exc:
         raise ValueError(f"{file_field}: cannot read {path}: {exc.strerror}") from exc
+
+
+class MetricsToken(BaseModel):
+    """The bearer token of a service's ``/metrics`` (mixed into its HTTP settings)."""
+
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics needs 'Authorization: Bearer <token>' (probes stay open).",
+    )
+    metrics_token_file: Path | None = Field(default=None, description="File holding the token.")
+
+    _metrics_token_file = model_validator(mode="before")(
+        lambda values: secret_from_file(values, "metrics_token", "metrics_token_file")
+    )
 
 
 def settings_hash(settings: BaseSettings) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from earwitness.audit import AuditSettings
-from earwitness.config import Settings, secret_from_file
+from earwitness.config import MetricsToken, Settings
 from earwitness.kafka import KafkaClientSettings, captions_topic_field
 from earwitness.retention import CompactedRetention, Retention
 from sinks.receivers import Receiver
@@ -72,7 +72,7 @@ class KafkaSettings(KafkaClientSettings):
     )
 
 
-class AlertsSettings(Settings):
+class AlertsSettings(Settings, MetricsToken):
     """Root settings of ``earwitness alerts``.
 
     Environment: ``EARWITNESS_ALERTS_<SECTION>__<FIELD>`` (``earwitness/environment.py``).
@@ -97,15 +97,6 @@ class AlertsSettings(Settings):
     metrics_host: str = Field(
         default="127.0.0.1",
         description="Address of the metrics port: loopback unless told (the chart sets 0.0.0.0).",
-    )
-    metrics_token: SecretStr | None = Field(
-        default=None,
-        description="When set, /metrics needs 'Authorization: Bearer <token>' (probes stay open).",
-    )
-    metrics_token_file: Path | None = Field(default=None, description="File holding the token.")
-
-    _metrics_token_file = model_validator(mode="before")(
-        lambda values: secret_from_file(values, "metrics_token", "metrics_token_file")
     )
     drain_timeout_s: float = Field(
         default=30.0, gt=0, description="On SIGTERM: time to finish in-flight deliveries."

@@ -19,10 +19,10 @@ import uuid
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from earwitness.audit import AuditSettings
-from earwitness.config import Settings, load_settings, secret_from_file
+from earwitness.config import MetricsToken, Settings, load_settings
 from earwitness.kafka import KafkaClientSettings, captions_topic_field, frames_topic_field
 from earwitness.retention import CompactedRetention, Retention
 from stream.engine.settings import BatchSettings, EngineSettings
@@ -136,7 +136,7 @@ class DeadLetterSettings(BaseModel):
     )
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(MetricsToken):
     """The operational HTTP endpoint."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -147,15 +147,6 @@ class HttpSettings(BaseModel):
         " sets 0.0.0.0).",
     )
     port: int = Field(default=9400, ge=0, le=65535, description="Port; 0 picks a free one.")
-    metrics_token: SecretStr | None = Field(
-        default=None,
-        description="When set, /metrics needs 'Authorization: Bearer <token>' (probes stay open).",
-    )
-    metrics_token_file: Path | None = Field(default=None, description="File holding the token.")
-
-    _metrics_token_file = model_validator(mode="before")(
-        lambda values: secret_from_file(values, "metrics_token", "metrics_token_file")
-    )
 
 
 class AnalyzerSettings(Settings):

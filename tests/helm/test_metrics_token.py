@@ -4,8 +4,6 @@ only that token read ``/metrics`` (the probes stay open)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from stream.config import AnalyzerSettings
 from stream.metrics import AnalyzerMetrics
 from stream.probes import Health
 from tests.helm.chart import config_file, container, one, render, validate
+from tests.support.http import http_status
 
 pytestmark = pytest.mark.slow
 
@@ -41,16 +40,6 @@ def _mounted_token(workload: dict[str, Any]) -> tuple[str, str, str]:
     secret = next(v for v in volumes if v["name"] == "metrics-token")["secret"]
     (item,) = secret["items"]
     return f"{mount['mountPath']}/{item['path']}", secret["secretName"], item["key"]
-
-
-def _status(port: int, token: str | None = None) -> int:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def _serve(component: str, config: Path) -> HealthServer:
@@ -97,8 +86,8 @@ def test_the_mounted_token_guards_metrics_and_the_service_monitor_sends_it(
     config.write_text(yaml.safe_dump(data))
     server = _serve(component, config)
     try:
-        assert _status(server.port) == 401
-        assert _status(server.port, "t0ken-from-the-secret") == 200
+        assert http_status(server.port, "/metrics") == 401
+        assert http_status(server.port, "/metrics", "t0ken-from-the-secret") == 200
     finally:
         server.stop()
 

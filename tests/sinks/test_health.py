@@ -16,6 +16,7 @@ from earwitness.health import HealthServer, LoopHealth
 from sinks import cli
 from sinks.config import AlertsSettings
 from sinks.metrics import AlertMetrics
+from tests.support.http import http_status
 
 
 @pytest.fixture
@@ -71,16 +72,6 @@ def test_loopback_by_default() -> None:
     assert AlertsSettings(rules_path="rules.yaml").metrics_host == "127.0.0.1"
 
 
-def _request(port: int, path: str, token: str | None = None) -> int:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def test_metrics_need_the_bearer_token_when_one_is_set(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("s3cret-metrics-token\n")
     settings = AlertsSettings(
@@ -89,10 +80,10 @@ def test_metrics_need_the_bearer_token_when_one_is_set(tmp_path: Path) -> None:
     server = cli._http_server(settings, AlertMetrics(), LoopHealth(60.0))
     assert server is not None
     try:
-        assert _request(server.port, "/metrics") == 401
-        assert _request(server.port, "/metrics", "wrong") == 401
-        assert _request(server.port, "/metrics", "s3cret-metrics-token") == 200
-        assert _request(server.port, "/healthz") == 200  # the kubelet sends no token
+        assert http_status(server.port, "/metrics") == 401
+        assert http_status(server.port, "/metrics", "wrong") == 401
+        assert http_status(server.port, "/metrics", "s3cret-metrics-token") == 200
+        assert http_status(server.port, "/healthz") == 200  # the kubelet sends no token
     finally:
         server.stop()
 
@@ -136,6 +127,6 @@ def test_connections_are_bounded() -> None:
 
 def _request_or_none(port: int) -> int | None:
     try:
-        return _request(port, "/healthz")
+        return http_status(port, "/healthz")
     except (urllib.error.URLError, ConnectionError):
         return None

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +15,7 @@ from stream.cli import http_server
 from stream.config import AnalyzerSettings, HttpSettings
 from stream.metrics import AnalyzerMetrics
 from stream.probes import Health
+from tests.support.http import http_status
 
 
 def test_a_stuck_engine_fails_readiness_then_liveness() -> None:
@@ -42,16 +41,6 @@ def test_a_warming_engine_is_alive_but_not_ready() -> None:
 # --- /metrics behind a bearer token (http.metrics_token), on the real HTTP server ----------
 
 
-def _status(port: int, path: str, token: str | None = None) -> int:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 @contextmanager
 def _served(settings: AnalyzerSettings) -> Iterator[int]:
     server = http_server(settings.http, Health(stall_s=60), AnalyzerMetrics().registry)
@@ -69,11 +58,11 @@ def test_metrics_need_the_token_from_the_settings_file(tmp_path: Path) -> None:
     settings = load_settings(AnalyzerSettings, config)  # the file's path is relative to it
     assert "an4lyzer" not in repr(settings)
     with _served(settings) as port:
-        assert _status(port, "/metrics") == 401
-        assert _status(port, "/metrics", "wrong") == 401
-        assert _status(port, "/metrics", "an4lyzer-metrics-token") == 200
-        assert _status(port, "/healthz") == 200  # the kubelet sends no token
-        assert _status(port, "/readyz") == 503  # open too: not ready, not 401
+        assert http_status(port, "/metrics") == 401
+        assert http_status(port, "/metrics", "wrong") == 401
+        assert http_status(port, "/metrics", "an4lyzer-metrics-token") == 200
+        assert http_status(port, "/healthz") == 200  # the kubelet sends no token
+        assert http_status(port, "/readyz") == 503  # open too: not ready, not 401
 
 
 def test_the_environment_sets_the_token_and_wins_over_the_file(
@@ -84,13 +73,13 @@ def test_the_environment_sets_the_token_and_wins_over_the_file(
     config.write_text("http: {host: 127.0.0.1, port: 0, metrics_token_file: metrics-token}\n")
     monkeypatch.setenv("EARWITNESS_ANALYZER_HTTP__METRICS_TOKEN", "from-the-env")
     with _served(load_settings(AnalyzerSettings, config)) as port:
-        assert _status(port, "/metrics", "from-the-file") == 401
-        assert _status(port, "/metrics", "from-the-env") == 200
+        assert http_status(port, "/metrics", "from-the-file") == 401
+        assert http_status(port, "/metrics", "from-the-env") == 200
 
 
 def test_no_token_no_auth_and_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with _served(AnalyzerSettings(http=HttpSettings(host="127.0.0.1", port=0))) as port:
-        assert _status(port, "/metrics") == 200
+        assert http_status(port, "/metrics") == 200
     config = tmp_path / "analyzer.yaml"
     config.write_text("http: {metrics_token_file: missing}\n")
     with pytest.raises(ConfigError, match="metrics_token_file: cannot read"):
