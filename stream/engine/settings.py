@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from earwitness.errors import ConfigError
 from stream.engine.families import ModelFamily, detect_family
 
+AUDIO_ENCODER_EXTENSION = "stream.engine.encoder_install.AudioEncoderExtension"
+"""vLLM ``worker_extension_cls`` that wraps the audio tower in the engine core."""
+
 SAMPLE_RATE_HZ = 16_000
 
 DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Captioner"
@@ -118,6 +121,23 @@ class EngineSettings(BaseModel):
         "such as decode plus a batch's prefill, run without graphs. None = vLLM's default "
         "(min(2 x max_num_seqs, 512)).",
     )
+    audio_encoder_graphs: bool = Field(
+        default=False,
+        description="Replay the Qwen3-Omni audio tower from CUDA graphs, one per window length "
+        "and batch bucket, captured in the engine core on a shape's second call; other shapes "
+        "run eagerly (docs/engine.md). Off until measured on a GPU.",
+    )
+    audio_encoder_graph_batches: tuple[int, ...] = Field(
+        default=(1, 2, 4, 8, 16, 32, 64, 128),
+        min_length=1,
+        description="Batch buckets of audio_encoder_graphs: a call of n windows replays the "
+        "smallest bucket >= n, padded with silent windows; above the largest it runs eagerly.",
+    )
+    audio_encoder_timing: bool = Field(
+        default=False,
+        description="Time the audio tower in the engine core (CaptionEngine.audio_encoder_stats); "
+        "on with audio_encoder_graphs.",
+    )
     cpu_kv_cache_bytes: int | None = Field(
         default=None,
         ge=1 << 20,
@@ -200,6 +220,13 @@ class EngineSettings(BaseModel):
         """vLLM's variables are upper case; environment overrides arrive lower-cased."""
         return {name.upper(): str(setting) for name, setting in value.items()}
 
+    @field_validator("audio_encoder_graph_batches")
+    @classmethod
+    def _positive_batches(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(batch < 1 for batch in value):
+            raise ValueError("audio_encoder_graph_batches must be >= 1")
+        return tuple(sorted(set(value)))
+
     @field_validator("limit_mm_per_prompt")
     @classmethod
     def _one_audio(cls, value: dict[str, int]) -> dict[str, int]:
@@ -227,6 +254,11 @@ class EngineSettings(BaseModel):
             raise ValueError("the qwen3-omni-captioner takes no prompt or system_prompt")
         return self
 
+    @property
+    def audio_encoder_wrapped(self) -> bool:
+        """Whether the engine core wraps the audio tower (graphs or timing)."""
+        return self.audio_encoder_graphs or self.audio_encoder_timing
+
     def engine_args(self) -> dict[str, Any]:
         """Keyword arguments for vLLM's ``AsyncEngineArgs``."""
         args: dict[str, Any] = {
@@ -252,6 +284,8 @@ class EngineSettings(BaseModel):
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "kv_cache_memory_bytes": self.cpu_kv_cache_bytes,
         }
+        if self.audio_encoder_wrapped:
+            args["worker_extension_cls"] = AUDIO_ENCODER_EXTENSION
         if self.max_cudagraph_capture_size is not None:
             args["compilation_config"] = {
                 "max_cudagraph_capture_size": self.max_cudagraph_capture_size
