@@ -187,15 +187,18 @@ class EncoderStats:
     _pending: list[tuple[Any, Any, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, float]:
+        """Totals (``host_s``, ``gpu_ms``: sums, for deltas between two reads) and per window."""
         self.settle(wait=True)
-        per = 1000.0 / self.windows if self.windows else 0.0
+        windows = max(self.windows, 1)
         return {
             "calls": self.calls,
             "windows": self.windows,
             "graph_calls": self.graph_calls,
             "captures": self.captures,
-            "host_ms_per_window": self.host_s * per,
-            "gpu_ms_per_window": self.gpu_ms / self.windows if self.windows else 0.0,
+            "host_s": self.host_s,
+            "gpu_ms": self.gpu_ms,
+            "host_ms_per_window": self.host_s * 1000.0 / windows,
+            "gpu_ms_per_window": self.gpu_ms / windows,
         }
 
     def settle(self, wait: bool) -> None:
@@ -234,6 +237,10 @@ class AudioTowerForward:
     def graphed(self) -> bool:
         """Whether any call may replay a graph (False: timing only)."""
         return self._backend is not None
+
+    def enable(self, backend: CaptureBackend) -> None:
+        """Start capturing and replaying graphs from the next call on (timing kept)."""
+        self._backend = backend
 
     def __call__(
         self, input_features: torch.Tensor, feature_lens: torch.Tensor, aftercnn_lens: torch.Tensor

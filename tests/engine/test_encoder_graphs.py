@@ -146,6 +146,8 @@ def test_install_wraps_the_forward_once(tower: Any) -> None:
             "graphs": False,
             "reason": "audio_encoder_graphs is off",
         }
+        assert install(tower, graphs=False, batches=[1])["reason"] == "already installed"
+        assert install(tower, graphs=True, batches=[1])["reason"] == "graphs enabled"
         assert install(tower, graphs=True, batches=[1])["reason"] == "already installed"
         del tower.forward
         assert install(tower, graphs=True, batches=[1, 2]) == {
