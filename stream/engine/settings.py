@@ -127,11 +127,13 @@ class EngineSettings(BaseModel):
         "and batch bucket, captured in the engine core on a shape's second call; other shapes "
         "run eagerly (docs/engine.md). Off until measured on a GPU.",
     )
-    audio_encoder_graph_batches: tuple[int, ...] = Field(
-        default=(1, 2, 4, 8, 16, 32, 64, 128),
-        min_length=1,
-        description="Batch buckets of audio_encoder_graphs: a call of n windows replays the "
-        "smallest bucket >= n, padded with silent windows; above the largest it runs eagerly.",
+    audio_encoder_graph_max_batch: int = Field(
+        default=128,
+        ge=1,
+        le=1024,
+        description="Largest audio-tower call (in windows) replayed from a graph; the buckets "
+        "are the powers of two below it and itself, a call of n windows replays the smallest "
+        "bucket >= n padded with zero windows, a larger call runs eagerly.",
     )
     audio_encoder_timing: bool = Field(
         default=False,
@@ -220,13 +222,6 @@ class EngineSettings(BaseModel):
         """vLLM's variables are upper case; environment overrides arrive lower-cased."""
         return {name.upper(): str(setting) for name, setting in value.items()}
 
-    @field_validator("audio_encoder_graph_batches")
-    @classmethod
-    def _positive_batches(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(batch < 1 for batch in value):
-            raise ValueError("audio_encoder_graph_batches must be >= 1")
-        return tuple(sorted(set(value)))
-
     @field_validator("limit_mm_per_prompt")
     @classmethod
     def _one_audio(cls, value: dict[str, int]) -> dict[str, int]:
@@ -253,6 +248,12 @@ class EngineSettings(BaseModel):
         if self.family is ModelFamily.QWEN3_OMNI_CAPTIONER and (self.prompt or self.system_prompt):
             raise ValueError("the qwen3-omni-captioner takes no prompt or system_prompt")
         return self
+
+    @property
+    def audio_encoder_graph_batches(self) -> tuple[int, ...]:
+        """The batch buckets of ``audio_encoder_graphs``: 1, 2, 4, ... and the maximum."""
+        top = self.audio_encoder_graph_max_batch
+        return tuple(sorted({1 << i for i in range(top.bit_length()) if 1 << i < top} | {top}))
 
     @property
     def audio_encoder_wrapped(self) -> bool:
