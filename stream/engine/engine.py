@@ -152,6 +152,7 @@ class CaptionEngine:
         self._plan = await asyncio.to_thread(plan_prompt, self.settings, family)
         self._llm = self._build(self._plan)
         try:
+            await self._wrap_audio_encoder()
             await self._warm_up()
         except BaseException:
             await self.stop()
@@ -249,6 +250,30 @@ class CaptionEngine:
         reap_orphans()
         with self._processes.watch():
             return AsyncLLM.from_engine_args(AsyncEngineArgs(**s.engine_args()))
+
+    async def audio_encoder_stats(self) -> list[dict[str, Any]]:
+        """The audio tower's calls and time per window, one dict per worker (engine core).
+
+        Empty dicts unless ``audio_encoder_graphs`` or ``audio_encoder_timing`` is on.
+        """
+        if not self.settings.audio_encoder_wrapped:
+            return []
+        stats: list[dict[str, Any]] = await self._running().collective_rpc(
+            "earwitness_audio_encoder_stats"
+        )
+        return stats
+
+    async def _wrap_audio_encoder(self) -> None:
+        """Wrap the audio tower in the engine core (stream/engine/encoder_install.py)."""
+        s = self.settings
+        if not s.audio_encoder_wrapped:
+            return
+        results = await self._running().collective_rpc(
+            "earwitness_install_audio_encoder",
+            args=(s.audio_encoder_graphs, list(s.audio_encoder_graph_batches)),
+        )
+        for result in results:
+            logger.info("audio encoder in the engine core: %s", result)
 
     async def _warm_up(self) -> None:
         window = _warmup_window(min(self.settings.max_audio_s, 30.0))

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from earwitness.errors import ConfigError
 from stream.engine.families import ModelFamily, detect_family
 
+AUDIO_ENCODER_EXTENSION = "stream.engine.encoder_install.AudioEncoderExtension"
+"""vLLM ``worker_extension_cls`` that wraps the audio tower in the engine core."""
+
 SAMPLE_RATE_HZ = 16_000
 
 DEFAULT_MODEL = "Qwen/Qwen3-Omni-30B-A3B-Captioner"
@@ -117,6 +120,25 @@ class EngineSettings(BaseModel):
         description="Largest engine step (in tokens) captured as a CUDA graph; larger steps, "
         "such as decode plus a batch's prefill, run without graphs. None = vLLM's default "
         "(min(2 x max_num_seqs, 512)).",
+    )
+    audio_encoder_graphs: bool = Field(
+        default=False,
+        description="Replay the Qwen3-Omni audio tower from CUDA graphs, one per window length "
+        "and batch bucket, captured in the engine core on a shape's second call; other shapes "
+        "run eagerly (docs/engine.md). Off until measured on a GPU.",
+    )
+    audio_encoder_graph_max_batch: int = Field(
+        default=128,
+        ge=1,
+        le=1024,
+        description="Largest audio-tower call (in windows) replayed from a graph; the buckets "
+        "are the powers of two below it and itself, a call of n windows replays the smallest "
+        "bucket >= n padded with zero windows, a larger call runs eagerly.",
+    )
+    audio_encoder_timing: bool = Field(
+        default=False,
+        description="Time the audio tower in the engine core (CaptionEngine.audio_encoder_stats); "
+        "on with audio_encoder_graphs.",
     )
     cpu_kv_cache_bytes: int | None = Field(
         default=None,
@@ -227,6 +249,17 @@ class EngineSettings(BaseModel):
             raise ValueError("the qwen3-omni-captioner takes no prompt or system_prompt")
         return self
 
+    @property
+    def audio_encoder_graph_batches(self) -> tuple[int, ...]:
+        """The batch buckets of ``audio_encoder_graphs``: 1, 2, 4, ... and the maximum."""
+        top = self.audio_encoder_graph_max_batch
+        return tuple(sorted({1 << i for i in range(top.bit_length()) if 1 << i < top} | {top}))
+
+    @property
+    def audio_encoder_wrapped(self) -> bool:
+        """Whether the engine core wraps the audio tower (graphs or timing)."""
+        return self.audio_encoder_graphs or self.audio_encoder_timing
+
     def engine_args(self) -> dict[str, Any]:
         """Keyword arguments for vLLM's ``AsyncEngineArgs``."""
         args: dict[str, Any] = {
@@ -252,6 +285,8 @@ class EngineSettings(BaseModel):
             "max_num_batched_tokens": self.max_num_batched_tokens,
             "kv_cache_memory_bytes": self.cpu_kv_cache_bytes,
         }
+        if self.audio_encoder_wrapped:
+            args["worker_extension_cls"] = AUDIO_ENCODER_EXTENSION
         if self.max_cudagraph_capture_size is not None:
             args["compilation_config"] = {
                 "max_cudagraph_capture_size": self.max_cudagraph_capture_size
