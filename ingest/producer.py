@@ -1,12 +1,21 @@
-"""Frames to Kafka: a byte-bounded outbox that drops the oldest, and the one producer thread.
+"""Frames to Kafka: straight into librdkafka from the source's thread, a byte-bounded outbox
+that drops the oldest behind it, and the one producer thread.
 
 ::
 
-    source threads ──put()──►  Outbox (≤ buffer_max_bytes)  ──►  thread ew-ingest-kafka
-    (never block)              full: the OLDEST frames go,       produce() into librdkafka
-                               counted per source, logged        (≤ producer_queue_max_bytes;
-                                                                  idempotent: in order per
-                                                                  partition, so per source)
+    source threads ──Publisher.put()──► produce() into librdkafka ──► Kafka
+    (never block)        │  (≤ producer_queue_max_bytes; idempotent: in order per partition,
+                         │   so per source)
+                         └─ refused (BufferError), or the outbox already holds frames:
+                            Outbox (≤ buffer_max_bytes; full: the OLDEST frames go, counted per
+                            source, logged) ──► thread ew-ingest-kafka drains it into librdkafka
+
+A frame goes into librdkafka on the thread that framed it: a hand-off to one producer thread
+would make every frame wait for that thread's turn at the GIL behind the N reader threads
+(at 100 sources that wait was most of the capture-to-produce latency). Order is kept by
+``Publisher._order``: held while a frame enters librdkafka, by a source thread or by the
+drain, and a frame goes to the outbox instead whenever the outbox is not empty, so no frame
+overtakes an older one that waits there.
 
 Live audio cannot wait: a source never blocks on Kafka. While the broker is unreachable
 librdkafka's queue fills, ``produce()`` refuses more (``BufferError``), frames pile up in the
@@ -14,11 +23,11 @@ outbox, and past its bound the oldest go. Dropped frames leave ``ew-seq`` holes,
 analyzer treats as gaps (silence, ``gap_fraction``) or a new segment, as the wire format says.
 Memory is bounded by both queues together; neither grows past its bound.
 
-Owners: :class:`Publisher` owns the producer, thread ``ew-ingest-kafka`` and thread
-``ew-ingest-topic`` (every few seconds: asks the cluster for the frames topic, creating it if
-allowed, for ``/readyz``; on its own thread, so that an unreachable cluster never holds up the
-producer loop); ``stop()`` drains
-the outbox into librdkafka and flushes it for up to ``timeout_s``.
+Owners: :class:`Publisher` owns the producer, thread ``ew-ingest-kafka`` (drains the outbox,
+serves librdkafka's error callbacks) and thread ``ew-ingest-topic`` (every few seconds: asks
+the cluster for the frames topic, creating it if allowed, for ``/readyz``; on its own thread,
+so that an unreachable cluster never holds up the producer loop); ``stop()`` drains the
+outbox into librdkafka and flushes it for up to ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -151,6 +160,8 @@ class Publisher:
         self._outbox = outbox
         self._metrics = metrics
         self._stop = threading.Event()
+        self._order = threading.Lock()
+        """Held while frames enter librdkafka (from a source or the outbox): keeps their order."""
         self._producer = Producer(
             {
                 **config,
@@ -188,6 +199,17 @@ class Publisher:
             logger.error("%d frames were not delivered before the stop timeout", left)
         return left
 
+    def put(self, frames: list[OutFrame]) -> None:
+        """From a source's thread: into librdkafka now, unless the outbox holds frames already
+        or librdkafka refuses (its queue is full); those wait in the outbox. Never blocks on
+        Kafka."""
+        with self._order:
+            if not self._outbox.bytes:
+                handed = self._hand(frames)
+                frames = frames[handed:]
+            if frames:
+                self._outbox.put(frames)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self._outbox.bytes:
@@ -197,31 +219,44 @@ class Publisher:
             self._metrics.buffer_bytes.set(self._outbox.bytes)
 
     def _produce_batch(self) -> None:
-        batch = self._outbox.take(_BATCH)
+        """Drain up to a batch of the outbox into librdkafka (in order, under ``_order``)."""
+        with self._order:
+            batch = self._outbox.take(_BATCH)
+            handed = self._hand(batch)
+            if handed < len(batch):
+                self._outbox.put_back(batch[handed:])
+        if handed < len(batch):
+            self._producer.poll(0.05)  # librdkafka's queue is full: let it drain
+
+    def _hand(self, frames: list[OutFrame]) -> int:
+        """``produce()`` frames in order until librdkafka refuses one; how many it took (a
+        frame it rejects outright counts as taken, and as a delivery error)."""
         produce = self._producer.produce
         now = time.monotonic()
         handed: dict[bytes, list[int]] = {}
+        taken = 0
         try:
-            for i, frame in enumerate(batch):
+            for frame in frames:
                 try:
                     produce(self.topic, frame.value, frame.key, headers=frame.headers)
                 except BufferError:
-                    self._outbox.put_back(batch[i:])
-                    self._producer.poll(0.05)  # librdkafka's queue is full: let it drain
-                    return
+                    break
                 except KafkaException as exc:
                     self._metrics.by_key(frame.key).delivery_errors.inc()
                     self._log_error("cannot produce: %s", exc)
+                    taken += 1
                     continue
+                taken += 1
                 self._metrics.by_key(frame.key).latency.observe(now - frame.captured_mono)
                 counts = handed.setdefault(frame.key, [0, 0])
                 counts[0] += 1
                 counts[1] += len(frame.value)
         finally:
-            for key, (frames, size) in handed.items():
+            for key, (count, size) in handed.items():
                 metrics = self._metrics.by_key(key)
-                metrics.frames.inc(frames)
+                metrics.frames.inc(count)
                 metrics.bytes.inc(size)
+        return taken
 
     def _ensure_topic(self) -> None:
         """Thread ``ew-ingest-topic``, every few seconds: the cluster answers and the topic exists

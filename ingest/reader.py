@@ -3,7 +3,7 @@
 ::
 
     open_input ─► demux (every stream: the loop sees time pass even when only video comes)
-        └─ audio packet ─► decode ─► Timeline.place ─► Converter ─► Framer ─► Outbox
+        └─ audio packet ─► decode ─► Timeline.place ─► Converter ─► Framer ─► Publisher
            (other packets are dropped undecoded; no audio for stall_s is a stall)
 
 The connection ends by raising :class:`~ingest.media.SourceError` (``ended`` when the input

@@ -2,8 +2,9 @@
 
 ::
 
-    Source xN (thread ew-ingest-src-<id> each) ──► Outbox ──► Publisher ──► Kafka
-                                                              (thread ew-ingest-kafka)
+    Source xN (thread ew-ingest-src-<id> each) ──► Publisher.put ──► librdkafka ──► Kafka
+                                                      └─ backlog: Outbox, drained by
+                                                         thread ew-ingest-kafka
           ▲ start / stop / check (watchdog)
     Ingest (the supervisor: the main thread's loop, ``tick()`` every second)
           └─ apply(sources): added start, removed stop (ew-eos first), changed restart;
@@ -97,7 +98,7 @@ class Ingest:
             self.sources.pop(sid).stop()
             self.metrics.forget(sid)
         for sid in (*restarted, *added):
-            self.sources[sid] = Source(wanted[sid], self.outbox, self.metrics)
+            self.sources[sid] = Source(wanted[sid], self.publisher, self.metrics)
             self.sources[sid].start()
         self.metrics.sources.set(len(self.sources))
         return Changes(added, removed, restarted)

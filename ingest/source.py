@@ -39,7 +39,7 @@ from ingest.config import SourceSettings
 from ingest.framer import Framer, OutFrame
 from ingest.media import InputSpec, SourceError, ffmpeg_options
 from ingest.metrics import IngestMetrics
-from ingest.producer import Outbox
+from ingest.producer import Publisher
 from ingest.reader import Connection
 from ingest.urls import redact, with_credentials
 
@@ -53,11 +53,13 @@ NEEDS_A_PERSON = frozenset({"auth", "not_found", "bad_url", "no_audio", "config"
 class Source:
     """A source's lifecycle; ``start()`` once, ``stop()`` once (by the supervisor)."""
 
-    def __init__(self, settings: SourceSettings, outbox: Outbox, metrics: IngestMetrics) -> None:
+    def __init__(
+        self, settings: SourceSettings, publisher: Publisher, metrics: IngestMetrics
+    ) -> None:
         self.settings = settings
         self.stream_id = settings.stream_id
         self.redacted_url = redact(settings.url)
-        self._outbox = outbox
+        self._publisher = publisher
         self._metrics = metrics
         self._m = metrics.source(self.stream_id)
         self._lock = threading.Lock()
@@ -126,8 +128,8 @@ class Source:
             if generation != self._generation:
                 return False
             work(self._framer, out)
-        if out:
-            self._outbox.put(out)
+            if out:  # under the lock: a stale reader's frames can never follow the ew-eos
+                self._publisher.put(out)
         return True
 
     def progress(self, generation: int, deadline_mono: float) -> None:
@@ -219,11 +221,11 @@ class Source:
         return generation == self._generation and not self._stop.is_set()
 
     def _close_segment(self) -> None:
-        """Under the lock: the open segment's ``ew-eos`` frame, to the outbox."""
+        """Under the lock: the open segment's ``ew-eos`` frame, to Kafka."""
         out: list[OutFrame] = []
         self._framer.close(out, time.monotonic())
         if out:
-            self._outbox.put(out)
+            self._publisher.put(out)
 
     def _set_state(self, state: str) -> None:
         self.state = state

@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from earwitness.errors import ConfigError
-from ingest.config import IngestSettings, SourceSettings
+from ingest.config import IngestKafka, IngestSettings, SourceSettings
 from ingest.framer import OutFrame
 from ingest.metrics import IngestMetrics
-from ingest.producer import RECORD_OVERHEAD_BYTES, Outbox
+from ingest.producer import RECORD_OVERHEAD_BYTES, Outbox, Publisher, producer_config
 from ingest.progress import Progress
 from ingest.urls import redact, scrub, with_credentials
 
@@ -92,6 +92,26 @@ def test_outbox_drops_the_oldest_past_its_bound_and_counts_them() -> None:
     assert metrics.source("b").dropped._value.get() == 0
     outbox.put_back(kept[5:])
     assert outbox.take(1)[0] is kept[5]
+
+
+def test_frames_go_straight_to_librdkafka_and_queue_behind_a_backlog_in_order() -> None:
+    """librdkafka's queue (1 MiB, no broker to drain it) takes the first frames from the
+    source's own thread; once it refuses one, that frame and every later one wait in the
+    outbox in order, even the small ones librdkafka would still have room for."""
+    metrics = IngestMetrics()
+    metrics.source("a")
+    kafka = IngestKafka(bootstrap_servers="127.0.0.1:1", producer_queue_max_bytes=2**20)
+    outbox = Outbox(kafka.buffer_max_bytes, metrics)
+    publisher = Publisher(producer_config(kafka), kafka, outbox, metrics)  # thread not started
+    frames = [_frame(b"a", n, 10_000) for n in range(150)] + [
+        _frame(b"a", n, 10) for n in range(150, 200)
+    ]
+    for frame in frames:
+        publisher.put([frame])
+    handed = int(metrics.source("a").frames._value.get())
+    assert 90 <= handed < 110  # ~1 MiB of 10 kB frames
+    assert outbox.take(1000) == frames[handed:]
+    assert metrics.source("a").latency._sum.get() > 0
 
 
 def test_metrics_of_a_removed_source_are_removed() -> None:
