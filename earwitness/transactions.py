@@ -18,8 +18,9 @@ broker in its delivery report, which puts the transaction in the abortable state
 transaction is redone at once with the same offsets (nothing was committed, the caller's state
 has not moved): a record the broker refused is produced again alone (flushed on its own, since
 the broker refuses a whole batch), and one refused alone is replaced by its
-``Record.instead`` (the caller's policy: a small dead letter). A record without ``instead``,
-or whose replacement is refused too, is fatal.
+``Record.instead`` (the caller's policy: a small dead letter). Without ``instead`` a refusal
+is what it was: the broker's aborts the transaction (:class:`TransactionAborted`), the
+client's is fatal; so is a replacement refused too.
 
 A transactional call that never returns is handled like an abort. librdkafka 2.16 can block
 ``send_offsets_to_transaction`` forever once the group coordinator went away, for example
@@ -91,7 +92,7 @@ class Record:
     partition: int | None = None
     instead: Callable[[str], Record] | None = None
     """What to produce in this record's place if it is refused for itself (:data:`REFUSED`),
-    given the client's error text; None: such a refusal is fatal."""
+    given the client's error text; None: such a refusal is an abort (broker) or fatal (client)."""
 
 
 class _Plan:
@@ -222,8 +223,9 @@ class TransactionalProducer:
                 self._producer.flush(self.timeout_s)
 
             def report(error: KafkaError | None, _msg: object, index: int = index) -> None:
-                if error is not None and error.code() in REFUSED:
-                    refused[index] = error
+                replaceable = plan.records[index].instead is not None
+                if error is not None and error.code() in REFUSED and replaceable:
+                    refused[index] = error  # (without instead: an ordinary abort)
 
             while (error := self._produce(record, report)) is not None:
                 record = plan.refused(index, error, alone=True)
