@@ -12,8 +12,6 @@ then read three ways, each timed from the call to the last record:
   nothing;
 - **restore, one partition after another**: ``load_cursors`` per partition, in turn (the
   baseline: what assigning the partitions one at a time costs);
-- **restore, one record a poll** (the baseline of the reader's last change): the same, read
-  as ``earwitness/compacted.py`` did before, one ``poll`` and one ``position`` call a record;
 - **restore, all at once**: ``load_cursors`` of every partition in one call (what the analyzer
   does on an assignment, ``Analyzer._restore_pending``).
 
@@ -37,7 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
-from stream.changelog import Restored, _apply, encode_cursor, load_cursors  # noqa: E402
+from stream.changelog import Restored, encode_cursor, load_cursors  # noqa: E402
 from windowing.window import Cursor  # noqa: E402
 
 TXN_RECORDS = 50_000
@@ -127,12 +125,6 @@ def _measure(config: dict[str, str], topic: str, partitions: list[int], keys: in
         return sum(len(load_cursors(config, topic, [p], TIMEOUT_S).cursors) for p in partitions)
 
     rows.append(("restore, one partition after another", *_timed(one_by_one)))
-    rows.append(
-        (
-            "restore, one record a poll (the old reader)",
-            *_timed(lambda: _old(config, topic, partitions)),
-        )
-    )
     gc.collect()
     before = psutil.Process().memory_info().rss
     held: list[Restored] = []
@@ -153,27 +145,6 @@ def _timed(read: Callable[[], int]) -> tuple[float, int, float]:
     start = time.perf_counter()
     count = read()
     return time.perf_counter() - start, count, float("nan")
-
-
-def _old(config: dict[str, str], topic: str, partitions: list[int]) -> int:
-    """``load_cursors`` as it read before: one record and one ``position`` call a poll."""
-    consumer = _reader(config)
-    restored = Restored()
-    try:
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        todo = set(partitions)
-        while todo:
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                _apply(restored, msg.partition() or 0, msg.key(), msg.value())
-            done = consumer.position([TopicPartition(topic, p) for p in todo])
-            todo -= {tp.partition for tp in done if tp.offset >= ends[tp.partition]}
-        return len(restored.cursors)
-    finally:
-        consumer.close()
 
 
 def _reader(config: dict[str, str]) -> Consumer:

@@ -23,10 +23,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from earwitness.errors import ConfigError, TransientError
 
-BATCH = 1000
-"""Records taken per ``consume`` call; the positions are checked once a batch (1M cursors: 14 s
-one record and one ``position`` call at a time, see docs/benchmarks.md)."""
-
 CompactedRecord = tuple[int, bytes | None, bytes | None]
 """``(partition, key, value)``; value None is a tombstone."""
 
@@ -72,9 +68,10 @@ def _read(
     while todo:
         if time.monotonic() > deadline:
             raise TransientError(f"{topic} not read to its end in {timeout_s:.0f} s")
-        for msg in consumer.consume(BATCH, timeout=0.2):
-            if msg.error():
-                raise KafkaException(msg.error())
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error():
+            raise KafkaException(msg.error())
+        if msg is not None:
             partition = msg.partition()
             assert partition is not None  # a consumed record has one
             yield partition, msg.key(), msg.value()
