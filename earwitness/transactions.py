@@ -18,9 +18,8 @@ broker in its delivery report, which puts the transaction in the abortable state
 transaction is redone at once with the same offsets (nothing was committed, the caller's state
 has not moved): a record the broker refused is produced again alone (flushed on its own, since
 the broker refuses a whole batch), and one refused alone is replaced by its
-``Record.instead`` (the caller's policy: a small dead letter). Without ``instead`` a refusal
-is what it was: the broker's aborts the transaction (:class:`TransactionAborted`), the
-client's is fatal; so is a replacement refused too.
+``Record.instead`` (the caller's policy: a small dead letter). A record without ``instead``,
+or whose replacement is refused too, is fatal.
 
 A transactional call that never returns is handled like an abort. librdkafka 2.16 can block
 ``send_offsets_to_transaction`` forever once the group coordinator went away, for example
@@ -92,7 +91,7 @@ class Record:
     partition: int | None = None
     instead: Callable[[str], Record] | None = None
     """What to produce in this record's place if it is refused for itself (:data:`REFUSED`),
-    given the client's error text; None: such a refusal is an abort (broker) or fatal (client)."""
+    given the client's error text; None: such a refusal is fatal."""
 
 
 class _Plan:
@@ -223,9 +222,8 @@ class TransactionalProducer:
                 self._producer.flush(self.timeout_s)
 
             def report(error: KafkaError | None, _msg: object, index: int = index) -> None:
-                replaceable = plan.records[index].instead is not None
-                if error is not None and error.code() in REFUSED and replaceable:
-                    refused[index] = error  # (without instead: an ordinary abort)
+                if error is not None and error.code() in REFUSED:
+                    refused[index] = error
 
             while (error := self._produce(record, report)) is not None:
                 record = plan.refused(index, error, alone=True)
