@@ -62,8 +62,6 @@ REFUSED = frozenset(
 """Error codes that refuse one record for itself, not the transaction (module docstring)."""
 
 
-AFTER_REFUSAL = frozenset({KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER, KafkaError._STATE})
-"""How the transaction after a refused batch fails (``_Plan.redoable``)."""
 MAX_REDOS = 3
 """Attempts in a row a checkpoint redoes after refused records, none refused in them."""
 STUCK_MARGIN_S = 10.0
@@ -110,10 +108,10 @@ class _Plan:
         with refusals, or one of the next few after a refusal. After a batch was refused the
         next transaction fails once on its skipped sequence numbers (OUT_OF_ORDER_SEQUENCE_NUMBER;
         its abort bumps the producer epoch), or its ``produce`` on the erroneous state."""
-        if refused:
-            return error.txn_requires_abort() or error.code() == KafkaError._STATE
-        if error.code() not in AFTER_REFUSAL:
+        if not (error.txn_requires_abort() or error.code() == KafkaError._STATE):
             return False
+        if refused:
+            return True
         self.redos += 1
         return bool(self.alone or self.replaced) and self.redos <= MAX_REDOS
 
@@ -309,9 +307,7 @@ class TransactionalProducer:
 
     def _fail(self, exc: KafkaException) -> None:
         error: KafkaError = exc.args[0]
-        # _STATE: produce() found the transaction failed already (a delivery failed meanwhile);
-        # the abort below tells whether it is abortable or the producer is gone for good.
-        if not (error.txn_requires_abort() or error.code() == KafkaError._STATE):
+        if not error.txn_requires_abort():
             raise KafkaFatalError(f"transaction failed: {error.str()}") from exc
         logger.warning("transaction aborted: %s", error.str())
         try:
