@@ -11,16 +11,6 @@ Errors: ``retriable()`` → retry the commit; ``txn_requires_abort()`` → abort
 :class:`TransactionAborted` (the caller rewinds to its last committed offsets and state and
 redoes the work); anything else (fenced, unauthorised) → :class:`KafkaFatalError`.
 
-A record refused for itself (too large for ``message.max.bytes`` here or the topic's
-``max.message.bytes`` on the broker, invalid: :data:`REFUSED`) is not the transaction's fault,
-and replaying it would fail the same way forever. The client refuses it in ``produce``; the
-broker in its delivery report, which puts the transaction in the abortable state. Either way the
-transaction is redone at once with the same offsets (nothing was committed, the caller's state
-has not moved): a record the broker refused is produced again alone (flushed on its own, since
-the broker refuses a whole batch), and one refused alone is replaced by its
-``Record.instead`` (the caller's policy: a small dead letter). A record without ``instead``,
-or whose replacement is refused too, is fatal.
-
 A transactional call that never returns is handled like an abort. librdkafka 2.16 can block
 ``send_offsets_to_transaction`` forever once the group coordinator went away, for example
 across a broker restart (librdkafka #5456, #5511), whatever timeout it was given. So the
@@ -38,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -50,20 +39,7 @@ logger = logging.getLogger(__name__)
 COMMIT_RETRIES = 5
 Headers = Sequence[tuple[str, str | bytes | None]]
 
-REFUSED = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_MSG_SIZE,
-        KafkaError.INVALID_MSG,
-        KafkaError.INVALID_RECORD,
-    }
-)
-"""Error codes that refuse one record for itself, not the transaction (module docstring)."""
 
-
-MAX_REDOS = 3
-"""Attempts in a row a checkpoint redoes after refused records, none refused in them."""
 STUCK_MARGIN_S = 10.0
 """How much longer than its own timeout a transactional call may take before it is stuck."""
 REINIT_DEADLINE_S = 300.0
@@ -87,54 +63,6 @@ class Record:
     value: bytes | None
     headers: Headers | None = None
     partition: int | None = None
-    instead: Callable[[str], Record] | None = None
-    """What to produce in this record's place if it is refused for itself (:data:`REFUSED`),
-    given the client's error text; None: such a refusal is fatal."""
-
-
-class _Plan:
-    """The records of one checkpoint as the next attempt produces them."""
-
-    def __init__(self, records: Iterable[Record]) -> None:
-        self.records = list(records)
-        self.alone: set[int] = set()
-        """Records the broker refused in a batch: produced next time in a batch of their own."""
-        self.replaced = 0
-        self.redos = 0
-        """Attempts aborted since the last refusal (only after one: see ``redoable``)."""
-
-    def redoable(self, refused: bool, error: KafkaError) -> bool:
-        """Whether an aborted attempt is redone here rather than rewound by the caller: one
-        with refusals, or one of the next few after a refusal. After a batch was refused the
-        next transaction fails once on its skipped sequence numbers (OUT_OF_ORDER_SEQUENCE_NUMBER;
-        its abort bumps the producer epoch), or its ``produce`` on the erroneous state."""
-        if not (error.txn_requires_abort() or error.code() == KafkaError._STATE):
-            return False
-        if refused:
-            return True
-        self.redos += 1
-        return bool(self.alone or self.replaced) and self.redos <= MAX_REDOS
-
-    def refused(self, index: int, error: KafkaError, *, alone: bool) -> Record:
-        """Record ``index`` was refused (``alone``: in a batch of its own, or by the client):
-        produce it alone, or else its replacement."""
-        record = self.records[index]
-        if not alone:
-            self.alone.add(index)
-            return record
-        if record.instead is None:
-            raise KafkaFatalError(f"{record.topic} refused a record: {error.str()}")
-        replacement = record.instead(error.str())
-        logger.error(
-            "%s refused a record (%s): producing its replacement to %s",
-            record.topic,
-            error.str(),
-            replacement.topic,
-        )
-        self.alone.discard(index)
-        self.replaced += 1
-        self.records[index] = replacement
-        return replacement
 
 
 class TransactionalProducer:
@@ -173,23 +101,10 @@ class TransactionalProducer:
         consumer: Consumer,
     ) -> None:
         """Produce ``records`` and commit ``offsets`` ((topic, partition) → next offset) at once."""
-        plan = _Plan(records)
-        while self._attempt(plan, offsets, consumer):
-            logger.warning("redoing the transaction without the refused records")
-
-    def _attempt(
-        self, plan: _Plan, offsets: Mapping[tuple[str, int], int], consumer: Consumer
-    ) -> bool:
-        """One transaction of ``plan``; True: the broker refused records, it was aborted and
-        ``plan`` now says how to produce them."""
-        refused: dict[int, KafkaError] = {}
         try:
             self._producer.begin_transaction()
-            self._produce_all(plan, refused)
-            self._producer.flush(self.timeout_s)  # serves the delivery reports
-            if refused:
-                self._abort_refused(plan, refused)
-                return True
+            for record in records:
+                self._produce(record)
             if offsets:
                 tps = [TopicPartition(t, p, o) for (t, p), o in sorted(offsets.items())]
                 metadata = consumer.consumer_group_metadata()
@@ -203,51 +118,14 @@ class TransactionalProducer:
             self._commit()
             failpoints.hit("checkpoint.after_commit")
         except KafkaException as exc:
-            if plan.redoable(bool(refused), exc.args[0]):
-                self._abort_refused(plan, refused)
-                return True
             self._fail(exc)
         except TransactionStuck as exc:
             self._replace(exc)
-        return False
-
-    def _produce_all(self, plan: _Plan, refused: dict[int, KafkaError]) -> None:
-        """Produce the plan; a record the client refuses is replaced at once, one the broker
-        refuses lands in ``refused`` (by index) from its delivery report."""
-        for index in range(len(plan.records)):
-            record, alone = plan.records[index], index in plan.alone
-            if alone:
-                self._producer.flush(self.timeout_s)
-
-            def report(error: KafkaError | None, _msg: object, index: int = index) -> None:
-                if error is not None and error.code() in REFUSED:
-                    refused[index] = error
-
-            while (error := self._produce(record, report)) is not None:
-                record = plan.refused(index, error, alone=True)
-            if alone:
-                self._producer.flush(self.timeout_s)
-
-    def _abort_refused(self, plan: _Plan, refused: dict[int, KafkaError]) -> None:
-        """Abort a transaction the broker's refusals spoiled; note how to produce them next."""
-        if refused:
-            plan.redos = 0
-        for index, error in sorted(refused.items()):
-            plan.refused(index, error, alone=index in plan.alone)
-        try:
-            self._bounded("abort_transaction", self._producer.abort_transaction)
-        except TransactionStuck as stuck:
-            self._replace(stuck)
-        except KafkaException as abort_failed:
-            raise KafkaFatalError(f"abort_transaction: {abort_failed}") from abort_failed
 
     def close(self) -> None:
         self._producer.flush(self.timeout_s)
 
-    def _produce(
-        self, record: Record, report: Callable[[KafkaError | None, object], None]
-    ) -> KafkaError | None:
-        """Produce one record; the client's error if it refuses the record for itself."""
+    def _produce(self, record: Record) -> None:
         partition = -1 if record.partition is None else record.partition  # -1: by key
         while True:
             try:
@@ -257,15 +135,10 @@ class TransactionalProducer:
                     key=record.key,
                     partition=partition,
                     headers=list(record.headers or ()),
-                    on_delivery=report,
                 )
-                return None
+                return
             except BufferError:
                 self._producer.poll(0.05)  # local queue full: let deliveries drain
-            except KafkaException as exc:
-                if exc.args[0].code() not in REFUSED:
-                    raise
-                return cast("KafkaError", exc.args[0])
 
     def _commit(self) -> None:
         for attempt in range(1, COMMIT_RETRIES + 1):

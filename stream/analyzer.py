@@ -47,6 +47,7 @@ from stream.changelog import load_cursors
 from stream.checkpoint import Checkpoint
 from stream.clients import consumer_config, producer_config, retrying, txn_call_timeout_s
 from stream.config import AnalyzerSettings
+from stream.deadletter import dead_letter
 from stream.engine import EngineWorker, Outcome
 from stream.metrics import AnalyzerMetrics
 from stream.outcome import EventContext, event_of
@@ -87,7 +88,7 @@ class Analyzer:
         self.txn = TransactionalProducer(
             producer_config(settings), kafka.txn_id(), txn_call_timeout_s(settings)
         )
-        self.checkpoint = Checkpoint(kafka, settings.dead_letter, self.txn, metrics.records_refused)
+        self.checkpoint = Checkpoint(kafka, self.txn)
         self.context = EventContext.of(settings, self.txn.transactional_id)
         self._assigned: set[int] = set()
         self._restoring: set[int] = set()
@@ -183,7 +184,7 @@ class Analyzer:
         logger.warning(
             "bad frame at %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc
         )
-        self.checkpoint.add_dead_letter(msg, exc)
+        self.checkpoint.add_dead_letter(*dead_letter(msg, exc, self.settings.dead_letter))
 
     # --- windows and outcomes -------------------------------------------------------------
 

@@ -15,10 +15,6 @@ Commit order (one Kafka transaction per checkpoint; the mechanics and the error 
 :meth:`Checkpoint.commit` raises :class:`~earwitness.transactions.TransactionAborted` when
 the transaction was aborted: the caller rewinds every partition to its committed offset and
 reloads the cursors. Owned by the poll loop (it owns the transactional producer).
-
-A caption event or dead letter refused for itself (too large: ``earwitness/transactions.py``)
-is replaced in the transaction by a small dead letter (``stream/deadletter.py``) and counted in
-``refused`` by kind (``event``, ``dead_letter``).
 """
 
 from __future__ import annotations
@@ -26,67 +22,39 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, Message
-from prometheus_client import Counter
+from confluent_kafka import Consumer
 
-from earwitness.errors import BadInputError
 from earwitness.events import CaptionEvent, cloudevent_headers
-from earwitness.transactions import Record, TransactionalProducer
+from earwitness.transactions import Headers, Record, TransactionalProducer
 from stream.changelog import DEAD_LETTER_MARK_KEY, encode_cursor, encode_mark
-from stream.config import DeadLetterSettings, KafkaSettings
-from stream.deadletter import DeadLetter, dead_letter, refused_event
+from stream.config import KafkaSettings
 from windowing.window import Cursor
 
 
 class Checkpoint:
     """Buffers what the next transaction commits; see the module docstring."""
 
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        letters: DeadLetterSettings,
-        producer: TransactionalProducer,
-        refused: Counter,
-    ) -> None:
+    def __init__(self, kafka: KafkaSettings, producer: TransactionalProducer) -> None:
         self._kafka = kafka
-        self._letters = letters
         self._producer = producer
-        self._refused = refused
         self._records: list[Record] = []
         self._closed_ns: list[int] = []
         self.last_s = time.monotonic()
         """When the last checkpoint was attempted (monotonic)."""
 
     def add_event(self, event: CaptionEvent) -> None:
-        value = event.to_json()
         self._records.append(
             Record(
                 self._kafka.captions_topic,
                 event.stream_id.encode(),
-                value,
+                event.to_json(),
                 cloudevent_headers(event),
-                instead=lambda why: self._instead("event", refused_event(event, len(value), why)),
             )
         )
         self._closed_ns.append(event.timings.window_closed_ns)
 
-    def add_dead_letter(self, msg: Message, error: BadInputError) -> None:
-        """The dead letter of a bad input record (``stream/deadletter.py``)."""
-        letters = self._letters
-        self._records.append(
-            Record(
-                self._kafka.dlq_topic,
-                *dead_letter(msg, error, letters),
-                instead=lambda why: self._instead(
-                    "dead_letter", dead_letter(msg, error, letters, refused=why)
-                ),
-            )
-        )
-
-    def _instead(self, kind: str, letter: DeadLetter) -> Record:
-        """The stand-in for a refused record of ``kind``: a small dead letter, counted."""
-        self._refused.labels(kind).inc()
-        return Record(self._kafka.dlq_topic, *letter)
+    def add_dead_letter(self, key: bytes | None, value: bytes | None, headers: Headers) -> None:
+        self._records.append(Record(self._kafka.dlq_topic, key, value, headers))
 
     def commit(
         self,

@@ -8,14 +8,6 @@ would make the record larger than ``max_record_bytes`` (the value, then the orig
 then the key) is left out too, named in ``ew-dropped`` (``value:1048576`` ...), so an oversize
 frame becomes a small dead letter instead of a record the broker refuses.
 
-A record the analyzer produces may still be refused for itself (over the client's
-``message.max.bytes`` or its topic's ``max.message.bytes``: ``earwitness/transactions.py``). Its
-stand-in on the dead-letter topic is small: a refused dead letter keeps only the ``ew-*``
-headers above (its value, original headers and key go, named in ``ew-dropped``), plus
-``ew-refused`` (the client's error); a refused caption event becomes ``ew-error: refused`` with
-the event's ``ce_*`` headers (``ce_id`` names the event), ``ew-src-*`` pointing at its window's
-frames (first offset; ``ew-src-last-offset`` the last) and ``ew-dropped: value:<bytes>``.
-
 A replay (after a crash or a rebalance) reads bad records again: :class:`DeadLetters` keeps,
 per input partition, the offset below which every bad record is out already (the partition's
 *dead-letter mark*, written to the changelog in the transaction of those dead letters, see
@@ -29,20 +21,15 @@ from typing import cast
 from confluent_kafka import Message
 
 from earwitness.errors import BadInputError
-from earwitness.events import CaptionEvent, cloudevent_headers
 from earwitness.kafka import position
 from earwitness.transactions import Headers
 from stream.config import DeadLetterSettings
 
-DeadLetter = tuple[bytes | None, bytes | None, Headers]
-"""A dead-letter record's key, value and headers."""
-
 
 def dead_letter(
-    msg: Message, error: BadInputError, settings: DeadLetterSettings, refused: str | None = None
-) -> DeadLetter:
-    """The dead-letter record for ``msg`` (module docstring); ``refused``: why the topic refused
-    it before, then it keeps only the reason and the reference."""
+    msg: Message, error: BadInputError, settings: DeadLetterSettings
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """``(key, value, headers)`` of the dead-letter record for ``msg`` (module docstring)."""
     ours: list[tuple[str, str | bytes | None]] = [
         ("ew-error", error.reason.encode()),
         ("ew-error-detail", error.detail[:1000].encode()),
@@ -57,42 +44,18 @@ def dead_letter(
         dropped.append(f"value:{len(value)}")
         value = None
     budget = settings.max_record_bytes - _size(ours) - 256  # room for ew-dropped itself
-    if refused is not None:
-        ours.append(("ew-refused", refused[:1000].encode()))
-        budget = 0
     if value is not None and len(value) + _size(theirs) + len(key or b"") > budget:
         dropped.append(f"value:{len(value)}")
         value = None
-    if theirs and _size(theirs) + len(key or b"") > budget:
+    if _size(theirs) + len(key or b"") > budget:
         dropped.append(f"headers:{_size(theirs)}")
         theirs = []
-    if key and len(key) > budget:
+    if key is not None and len(key) > budget:
         dropped.append(f"key:{len(key)}")
         key = None
     if dropped:
         ours.append(("ew-dropped", ",".join(dropped).encode()))
     return key, value, [*theirs, *ours]
-
-
-def refused_event(event: CaptionEvent, size: int, refused: str) -> DeadLetter:
-    """The dead letter standing in for a caption event of ``size`` bytes its topic refused."""
-    headers: list[tuple[str, str | bytes | None]] = [
-        (name, value) for name, value in cloudevent_headers(event) if name != "content-type"
-    ]
-    headers += [
-        ("ew-error", b"refused"),
-        ("ew-error-detail", f"the caption event was refused: {refused}"[:1000].encode()),
-    ]
-    if event.frames is not None:
-        frames = event.frames
-        headers += [
-            ("ew-src-topic", frames.topic.encode()),
-            ("ew-src-partition", str(frames.partition).encode()),
-            ("ew-src-offset", str(frames.first_offset).encode()),
-            ("ew-src-last-offset", str(frames.last_offset).encode()),
-        ]
-    headers.append(("ew-dropped", f"value:{size}".encode()))
-    return event.stream_id.encode(), None, headers
 
 
 def _size(headers: list[tuple[str, str | bytes | None]]) -> int:

@@ -31,14 +31,6 @@ class AnalyzerMetrics:
             ["reason"],
             registry=r,
         )
-        self.records_refused = Counter(
-            "earwitness_records_refused_total",
-            "Records the client or their topic refused for themselves (too large), by kind "
-            "(event, dead_letter): each went to the dead-letter topic as a small stand-in "
-            "(a caption event counted here is missing from the captions topic).",
-            ["kind"],
-            registry=r,
-        )
         self.windows = Counter(
             "earwitness_windows_total", "Windows by what became of them.", ["outcome"], registry=r
         )

@@ -37,7 +37,6 @@ from tests.support.kafka import create_topic, unique_name
 from tests.support.streams import CaptionWatch, Feeder, assert_exactly_once, covered
 
 CAPTIONED = 'earwitness_windows_total{outcome="captioned"}'
-TIMESTAMP_BEFORE = "message.timestamp.before.max.ms"
 
 
 @pytest.mark.kafka
@@ -63,13 +62,12 @@ def test_aborted_transactions_rewind_and_replay_exactly_once(
     worker: EngineWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The captions topic refuses records older than 0 ms on arrival (INVALID_TIMESTAMP: the
-    producer lingers 5 ms): every checkpoint with an event aborts, the analyzer rewinds and
-    replays; once the topic takes them again, every window is published once. (A record too
-    large for its topic no longer aborts: it is replaced by a dead letter, test_refused.py.)"""
+    """The captions topic refuses records over 300 bytes (an event is ~1.5 KB): every
+    checkpoint with an event aborts, the analyzer rewinds and replays; once the topic takes
+    them again, every window is published once."""
     settings = analyzer_settings(kafka_bootstrap, new_topic(), tiny_model_dir)
     captions = settings.kafka.captions_topic
-    create_topic(kafka_bootstrap, captions, 1, {TIMESTAMP_BEFORE: "0"})
+    create_topic(kafka_bootstrap, captions, 1, {"max.message.bytes": "300"})
     feeder = Feeder(kafka_bootstrap, settings.kafka.frames_topic, ["cam-a", "cam-b"], seconds=8)
     expected = feeder.expected(4, 2, 1)
     watch = CaptionWatch(kafka_bootstrap, captions)
@@ -92,9 +90,7 @@ def test_aborted_transactions_rewind_and_replay_exactly_once(
 
 
 def _allow(bootstrap: str, topic: str) -> None:
-    entry = ConfigEntry(
-        TIMESTAMP_BEFORE, str(2**63 - 1), incremental_operation=AlterConfigOpType.SET
-    )
+    entry = ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)
     resource = ConfigResource("topic", topic, incremental_configs=[entry])
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.incremental_alter_configs([resource]).values():
