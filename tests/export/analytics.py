@@ -14,7 +14,7 @@ from export.layout import hour_of
 from sinks.alerts import Alert, AlertState
 from tests.export.support import REPO
 from tests.sinks.sinkutil import caption_event, sample_alert
-from tests.support.kafka import consume
+from tests.support.kafka import consume, produce
 
 DOC = REPO / "docs" / "analytics.md"
 TEXTS = ["A dog barks.", "a dog barks ", "Glass breaks.", "Music plays softly.", "Rain."]
@@ -29,6 +29,17 @@ def queries(lake: str) -> dict[str, str]:
         assert match, f"an SQL block of {DOC.name} without a '-- query: name' line"
         named[match[1]] = block.replace("{lake}", lake)
     return named
+
+
+def produce_samples(
+    bootstrap: str, captions_topic: str, alerts_topic: str
+) -> tuple[list[CaptionEvent], list[Alert]]:
+    """The sample events and their alerts, produced onto the two topics; returned."""
+    events = sample_events()
+    alerts = sample_alerts(events)
+    produce(bootstrap, captions_topic, [(e.stream_id.encode(), e.to_json()) for e in events])
+    produce(bootstrap, alerts_topic, [(a.alert_id.encode(), a.to_json()) for a in alerts])
+    return events, alerts
 
 
 def sample_events() -> list[CaptionEvent]:

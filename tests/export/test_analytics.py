@@ -9,9 +9,8 @@ import duckdb
 import pyarrow.fs as pafs
 import pytest
 
-from tests.export.analytics import check_queries, read_topics, sample_alerts, sample_events
+from tests.export.analytics import check_queries, produce_samples, read_topics
 from tests.export.support import ExporterProcess, read_table, wait_until, write_config
-from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -20,10 +19,7 @@ def test_the_documented_queries_count_what_the_topics_hold(
     kafka_bootstrap: str, new_topic, tmp_path: Path
 ) -> None:
     captions_topic, alerts_topic = new_topic(partitions=2), new_topic(partitions=1)
-    events = sample_events()
-    alerts = sample_alerts(events)
-    produce(kafka_bootstrap, captions_topic, [(e.stream_id.encode(), e.to_json()) for e in events])
-    produce(kafka_bootstrap, alerts_topic, [(a.alert_id.encode(), a.to_json()) for a in alerts])
+    events, alerts = produce_samples(kafka_bootstrap, captions_topic, alerts_topic)
     lake = tmp_path / "lake"
     config = write_config(
         tmp_path, kafka_bootstrap, captions_topic, str(lake), kafka={"alerts_topic": alerts_topic}

@@ -15,10 +15,9 @@ import pytest
 import s3fs
 
 from export import layout
-from tests.export.analytics import check_queries, read_topics, sample_alerts, sample_events
+from tests.export.analytics import check_queries, produce_samples, read_topics
 from tests.export.conftest import ACCESS_KEY, SECRET_KEY, S3Server
 from tests.export.support import ExporterProcess, wait_until, write_config
-from tests.support.kafka import produce
 
 pytestmark = [pytest.mark.s3, pytest.mark.kafka, pytest.mark.slow]
 
@@ -43,10 +42,7 @@ def test_s3fs_and_duckdb_read_the_export_from_s3(
     s3_server: S3Server, kafka_bootstrap: str, new_topic, tmp_path: Path
 ) -> None:
     captions_topic, alerts_topic = new_topic(partitions=2), new_topic(partitions=1)
-    events = sample_events()
-    alerts = sample_alerts(events)
-    produce(kafka_bootstrap, captions_topic, [(e.stream_id.encode(), e.to_json()) for e in events])
-    produce(kafka_bootstrap, alerts_topic, [(a.alert_id.encode(), a.to_json()) for a in alerts])
+    events, alerts = produce_samples(kafka_bootstrap, captions_topic, alerts_topic)
     lake = f"{s3_server.new_bucket()}/lake"
     config = write_config(
         tmp_path,
