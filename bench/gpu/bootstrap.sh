@@ -52,9 +52,11 @@ unpack() {
   rm -rf "$EW/stage"
   # from EW/src: the repo copy's own stream/ (another checkout) must not shadow the code copy
   (cd "$EW/src" && PYTHONPATH=$EW/src:$EW/site python3 -c "from pathlib import Path; \
-from stream.engine.testmodel import write_test_model; write_test_model(Path('$EW/model'), real_dims=True)")
+from stream.engine.testmodel import write_test_model; write_test_model(Path('$EW/model'), real_dims=True); \
+from stream.engine.families import ModelFamily; \
+write_test_model(Path('$EW/model-qwen25'), family=ModelFamily.QWEN2_5_OMNI, real_dims=True)")
   "$EW/jre/bin/java" -version 2>&1 | head -1
-  du -sh "$EW/vllm" "$EW/site" "$EW/jre" "$EW/kafka-libs" "$EW/model"
+  du -sh "$EW/vllm" "$EW/site" "$EW/jre" "$EW/kafka-libs" "$EW/model" "$EW/model-qwen25"
   touch "$EW/READY"
 }
 
